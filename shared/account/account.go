@@ -1,0 +1,237 @@
+// Package account holds the per-account record that every signal lands on: identity and links,
+// billing state, usage in bounded rolling windows, voice-of-customer signals and the current
+// health. It has no I/O and no clock: every function that needs the time takes it.
+package account
+
+import (
+	"sort"
+	"time"
+)
+
+// Account is one customer account. It is stored whole, so every field is bounded in size
+// whatever the account's activity: windows are fixed-size, sets are capped.
+type Account struct {
+	ID               string `json:"id"`
+	Name             string `json:"name,omitempty"`
+	Email            string `json:"email,omitempty"`
+	StripeCustomerID string `json:"stripe_customer_id,omitempty"`
+	// MergedInto is set on an account that was folded into another (a Stripe customer seen
+	// before its product account was known). Writers that land on it follow the pointer.
+	MergedInto string `json:"merged_into,omitempty"`
+	// Traits are the latest group traits the product sent (plan, industry…), capped.
+	Traits map[string]string `json:"traits,omitempty"`
+
+	Billing Billing `json:"billing"`
+	Usage   Usage   `json:"usage"`
+	Voice   Voice   `json:"voice"`
+	Health  Health  `json:"health"`
+	Risk    Risk    `json:"risk"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Version increases by one on every committed write; stores use it for optimistic
+	// concurrency. Zero means the account has never been stored.
+	Version int64 `json:"version"`
+}
+
+// New returns an empty account with the given id, created at now.
+func New(id string, now time.Time) *Account {
+	return &Account{ID: id, CreatedAt: now.UTC()}
+}
+
+// Clone returns a deep copy, so a mutation that fails or is retried leaves the original intact.
+func (a *Account) Clone() *Account {
+	c := *a
+	c.Traits = cloneMap(a.Traits)
+	c.Billing = a.Billing.clone()
+	c.Usage = a.Usage.clone()
+	c.Voice = a.Voice.clone()
+	c.Health = a.Health.clone()
+	return &c
+}
+
+// Churned reports whether the account's subscriptions have all ended.
+func (a *Account) Churned() bool { return a.Billing.Churned() }
+
+// Merge folds src (an account known only by its Stripe customer id) into a. Billing comes from
+// whichever side has Stripe data; usage and voice signals are distinct messages, so they add.
+func (a *Account) Merge(src *Account) {
+	if a.StripeCustomerID == "" {
+		a.StripeCustomerID = src.StripeCustomerID
+	}
+	if a.Name == "" {
+		a.Name = src.Name
+	}
+	if a.Email == "" {
+		a.Email = src.Email
+	}
+	for k, v := range src.Traits {
+		if _, ok := a.Traits[k]; !ok {
+			a.SetTrait(k, v)
+		}
+	}
+	a.Billing.merge(&src.Billing)
+	a.Usage.merge(&src.Usage)
+	a.Voice.merge(&src.Voice)
+	if a.CreatedAt.IsZero() || (!src.CreatedAt.IsZero() && src.CreatedAt.Before(a.CreatedAt)) {
+		a.CreatedAt = src.CreatedAt
+	}
+}
+
+// MaxTraits bounds the number of group traits kept on an account.
+const MaxTraits = 32
+
+// SetTrait records a group trait, keeping at most MaxTraits of them.
+func (a *Account) SetTrait(k, v string) {
+	if a.Traits == nil {
+		a.Traits = map[string]string{}
+	}
+	if _, ok := a.Traits[k]; !ok && len(a.Traits) >= MaxTraits {
+		return
+	}
+	if len(v) > 256 {
+		v = v[:256]
+	}
+	a.Traits[k] = v
+}
+
+// Voice holds voice-of-customer signals: support tickets and NPS responses.
+type Voice struct {
+	// TicketsOpened are the opening times of recent tickets, newest last, capped.
+	TicketsOpened []time.Time `json:"tickets_opened,omitempty"`
+	// OpenTickets are ids of tickets opened and not yet resolved, capped.
+	OpenTickets []string `json:"open_tickets,omitempty"`
+	// TicketsSeen is true once any ticket event arrived, so "no tickets" is data, not absence.
+	TicketsSeen bool `json:"tickets_seen,omitempty"`
+	// NPS are recent survey responses, oldest first, capped.
+	NPS []NPSResponse `json:"nps,omitempty"`
+}
+
+// NPSResponse is one NPS survey answer (0–10).
+type NPSResponse struct {
+	Score int       `json:"score"`
+	At    time.Time `json:"at"`
+}
+
+// Caps for voice signals.
+const (
+	MaxTickets     = 50
+	MaxOpenTickets = 50
+	MaxNPS         = 20
+)
+
+// TicketOpened records a support ticket opening at t with an optional ticket id.
+func (v *Voice) TicketOpened(id string, t time.Time) {
+	v.TicketsSeen = true
+	v.TicketsOpened = insertTime(v.TicketsOpened, t, MaxTickets)
+	if id != "" && !contains(v.OpenTickets, id) {
+		v.OpenTickets = append(v.OpenTickets, id)
+		if len(v.OpenTickets) > MaxOpenTickets {
+			v.OpenTickets = v.OpenTickets[len(v.OpenTickets)-MaxOpenTickets:]
+		}
+	}
+}
+
+// TicketResolved records that ticket id is no longer open.
+func (v *Voice) TicketResolved(id string) {
+	v.TicketsSeen = true
+	for i, t := range v.OpenTickets {
+		if t == id {
+			v.OpenTickets = append(v.OpenTickets[:i:i], v.OpenTickets[i+1:]...)
+			return
+		}
+	}
+}
+
+// TicketsSince counts tickets opened at or after t.
+func (v *Voice) TicketsSince(t time.Time) int {
+	n := 0
+	for _, o := range v.TicketsOpened {
+		if !o.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// AddNPS records a survey response, keeping the newest MaxNPS in time order.
+func (v *Voice) AddNPS(score int, t time.Time) {
+	r := NPSResponse{Score: score, At: t.UTC()}
+	i := sort.Search(len(v.NPS), func(i int) bool { return v.NPS[i].At.After(r.At) })
+	v.NPS = append(v.NPS, NPSResponse{})
+	copy(v.NPS[i+1:], v.NPS[i:])
+	v.NPS[i] = r
+	if len(v.NPS) > MaxNPS {
+		v.NPS = v.NPS[len(v.NPS)-MaxNPS:]
+	}
+}
+
+func (v Voice) clone() Voice {
+	v.TicketsOpened = append([]time.Time(nil), v.TicketsOpened...)
+	v.OpenTickets = append([]string(nil), v.OpenTickets...)
+	v.NPS = append([]NPSResponse(nil), v.NPS...)
+	return v
+}
+
+func (v *Voice) merge(src *Voice) {
+	for _, t := range src.TicketsOpened {
+		v.TicketsOpened = insertTime(v.TicketsOpened, t, MaxTickets)
+	}
+	for _, id := range src.OpenTickets {
+		if !contains(v.OpenTickets, id) && len(v.OpenTickets) < MaxOpenTickets {
+			v.OpenTickets = append(v.OpenTickets, id)
+		}
+	}
+	v.TicketsSeen = v.TicketsSeen || src.TicketsSeen
+	for _, r := range src.NPS {
+		v.AddNPS(r.Score, r.At)
+	}
+}
+
+// Risk is the churn-risk state that events are derived from.
+type Risk struct {
+	// Open is true while a churn-risk episode is open (raised and not yet cleared).
+	Open bool `json:"open,omitempty"`
+	// Episode counts risk episodes; it makes event ids stable per transition.
+	Episode int       `json:"episode,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
+	// Kind is the kind of the open (or last) episode: involuntary, voluntary or engagement.
+	Kind string `json:"kind,omitempty"`
+	// LastDrop is when the last health.dropped event was emitted (one per window).
+	LastDrop time.Time `json:"last_drop,omitzero"`
+	// ChurnedAt is set when account.churned was emitted; cleared on reactivation.
+	ChurnedAt time.Time `json:"churned_at,omitzero"`
+}
+
+// insertTime inserts t in ascending order and keeps the newest max entries.
+func insertTime(ts []time.Time, t time.Time, max int) []time.Time {
+	t = t.UTC()
+	i := sort.Search(len(ts), func(i int) bool { return ts[i].After(t) })
+	ts = append(ts, time.Time{})
+	copy(ts[i+1:], ts[i:])
+	ts[i] = t
+	if len(ts) > max {
+		ts = ts[len(ts)-max:]
+	}
+	return ts
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return nil
+	}
+	c := make(map[K]V, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

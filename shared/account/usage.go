@@ -1,0 +1,316 @@
+package account
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Usage is product usage in bounded windows: a fixed ring of daily buckets, a capped set of
+// users with the last day each was active, and the named features and milestones configured in
+// the scorecard.
+type Usage struct {
+	FirstSeenAt time.Time `json:"first_seen_at,omitzero"`
+	LastSeenAt  time.Time `json:"last_seen_at,omitzero"`
+	// Days holds event counts per UTC day for the last WindowDays days, ascending.
+	Days []DayCount `json:"days,omitempty"`
+	// Users maps each user seen (by a hash of its id) to the last day it was active.
+	Users UserSet `json:"users"`
+	// Features are key features by scorecard name.
+	Features map[string]Feature `json:"features,omitempty"`
+	// Milestones are onboarding milestones reached, by scorecard name.
+	Milestones map[string]time.Time `json:"milestones,omitempty"`
+	// Members is the number of users on the account according to seat events
+	// (added minus removed); SeatEvents says whether any such event arrived.
+	Members    int  `json:"members,omitempty"`
+	SeatEvents bool `json:"seat_events,omitempty"`
+	Invites    int  `json:"invites,omitempty"`
+	// SeatsPurchased comes from a group trait, for accounts whose seats Stripe does not carry.
+	SeatsPurchased int64 `json:"seats_purchased,omitempty"`
+}
+
+// DayCount is the number of events on one UTC day (days since the Unix epoch).
+type DayCount struct {
+	Day    int32 `json:"d"`
+	Events int   `json:"n"`
+}
+
+// Feature is the use of one key feature.
+type Feature struct {
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Count int       `json:"count"`
+}
+
+// Bounds on usage data.
+const (
+	// WindowDays is how many daily buckets are kept: this 30-day period and the prior one.
+	WindowDays = 60
+	// MaxUsers caps the distinct-user set; beyond it the least recently active are dropped,
+	// which leaves 7- and 30-day counts exact while fewer users than this are active.
+	MaxUsers    = 2000
+	MaxFeatures = 50
+)
+
+// Day returns the UTC day number of t.
+func Day(t time.Time) int32 { return int32(t.UTC().Unix() / 86400) }
+
+// Record counts one activity at t by user (may be empty). It updates first/last seen, the
+// daily bucket and the user's last active day. Activity older than the window still moves
+// first-seen but no counters.
+func (u *Usage) Record(user string, t time.Time, countEvent bool) {
+	t = t.UTC()
+	if u.FirstSeenAt.IsZero() || t.Before(u.FirstSeenAt) {
+		u.FirstSeenAt = t
+	}
+	if countEvent && t.After(u.LastSeenAt) {
+		u.LastSeenAt = t
+	}
+	d := Day(t)
+	if user != "" {
+		u.Users.Touch(user, d)
+	}
+	if !countEvent {
+		return
+	}
+	newest := d
+	if n := len(u.Days); n > 0 && u.Days[n-1].Day > newest {
+		newest = u.Days[n-1].Day
+	}
+	if d <= newest-WindowDays {
+		return
+	}
+	i := sort.Search(len(u.Days), func(i int) bool { return u.Days[i].Day >= d })
+	if i < len(u.Days) && u.Days[i].Day == d {
+		u.Days[i].Events++
+	} else {
+		u.Days = append(u.Days, DayCount{})
+		copy(u.Days[i+1:], u.Days[i:])
+		u.Days[i] = DayCount{Day: d, Events: 1}
+	}
+	cut := 0
+	for cut < len(u.Days) && u.Days[cut].Day <= newest-WindowDays {
+		cut++
+	}
+	u.Days = u.Days[cut:]
+}
+
+// EventsBetween sums events on days in [from, to).
+func (u *Usage) EventsBetween(from, to int32) int {
+	n := 0
+	for _, d := range u.Days {
+		if d.Day >= from && d.Day < to {
+			n += d.Events
+		}
+	}
+	return n
+}
+
+// DaysActive counts days with events in the n days ending on today (inclusive).
+func (u *Usage) DaysActive(today int32, n int) int {
+	c := 0
+	for _, d := range u.Days {
+		if d.Day > today-int32(n) && d.Day <= today && d.Events > 0 {
+			c++
+		}
+	}
+	return c
+}
+
+// UseFeature records one use of a key feature at t, ignoring new names beyond MaxFeatures.
+func (u *Usage) UseFeature(name string, t time.Time) {
+	t = t.UTC()
+	if u.Features == nil {
+		u.Features = map[string]Feature{}
+	}
+	f, ok := u.Features[name]
+	if !ok && len(u.Features) >= MaxFeatures {
+		return
+	}
+	if f.First.IsZero() || t.Before(f.First) {
+		f.First = t
+	}
+	if t.After(f.Last) {
+		f.Last = t
+	}
+	f.Count++
+	u.Features[name] = f
+}
+
+// Reach records an onboarding milestone, keeping the earliest time it was reached.
+func (u *Usage) Reach(name string, t time.Time) {
+	if u.Milestones == nil {
+		u.Milestones = map[string]time.Time{}
+	}
+	if old, ok := u.Milestones[name]; ok && !t.Before(old) {
+		return
+	}
+	if _, ok := u.Milestones[name]; !ok && len(u.Milestones) >= MaxFeatures {
+		return
+	}
+	u.Milestones[name] = t.UTC()
+}
+
+// SeatChange applies a seat event: +1 for a user added, -1 for one removed, never below zero.
+func (u *Usage) SeatChange(delta int) {
+	u.SeatEvents = true
+	u.Members += delta
+	if u.Members < 0 {
+		u.Members = 0
+	}
+}
+
+// HasData reports whether any product message ever reached the account.
+func (u *Usage) HasData() bool { return !u.FirstSeenAt.IsZero() }
+
+func (u Usage) clone() Usage {
+	u.Days = append([]DayCount(nil), u.Days...)
+	u.Users = u.Users.clone()
+	u.Features = cloneMap(u.Features)
+	u.Milestones = cloneMap(u.Milestones)
+	return u
+}
+
+func (u *Usage) merge(src *Usage) {
+	if !src.FirstSeenAt.IsZero() && (u.FirstSeenAt.IsZero() || src.FirstSeenAt.Before(u.FirstSeenAt)) {
+		u.FirstSeenAt = src.FirstSeenAt
+	}
+	if src.LastSeenAt.After(u.LastSeenAt) {
+		u.LastSeenAt = src.LastSeenAt
+	}
+	for _, d := range src.Days {
+		i := sort.Search(len(u.Days), func(i int) bool { return u.Days[i].Day >= d.Day })
+		if i < len(u.Days) && u.Days[i].Day == d.Day {
+			u.Days[i].Events += d.Events
+		} else {
+			u.Days = append(u.Days, DayCount{})
+			copy(u.Days[i+1:], u.Days[i:])
+			u.Days[i] = d
+		}
+	}
+	if n := len(u.Days); n > WindowDays {
+		u.Days = u.Days[n-WindowDays:]
+	}
+	for h, d := range src.Users.m {
+		u.Users.touchHash(h, d)
+	}
+	for name, f := range src.Features {
+		g, ok := u.Features[name]
+		if !ok {
+			if u.Features == nil {
+				u.Features = map[string]Feature{}
+			}
+			u.Features[name] = f
+			continue
+		}
+		if f.First.Before(g.First) {
+			g.First = f.First
+		}
+		if f.Last.After(g.Last) {
+			g.Last = f.Last
+		}
+		g.Count += f.Count
+		u.Features[name] = g
+	}
+	for name, t := range src.Milestones {
+		u.Reach(name, t)
+	}
+	if src.SeatEvents {
+		u.SeatEvents = true
+		u.Members += src.Members
+	}
+	u.Invites += src.Invites
+	if u.SeatsPurchased == 0 {
+		u.SeatsPurchased = src.SeatsPurchased
+	}
+}
+
+// UserSet is a bounded set of users, each with the last day it was active. Users are kept by
+// a 64-bit hash of their id, so no identifier is stored, and the set encodes compactly (12
+// bytes a user) because every account write is billed by size.
+type UserSet struct {
+	m map[uint64]int32
+}
+
+func hashUser(id string) uint64 {
+	s := sha256.Sum256([]byte(id))
+	return binary.BigEndian.Uint64(s[:8])
+}
+
+// Touch records that user id was active on day.
+func (s *UserSet) Touch(id string, day int32) { s.touchHash(hashUser(id), day) }
+
+func (s *UserSet) touchHash(h uint64, day int32) {
+	if s.m == nil {
+		s.m = map[uint64]int32{}
+	}
+	if old, ok := s.m[h]; ok {
+		if day > old {
+			s.m[h] = day
+		}
+		return
+	}
+	s.m[h] = day
+	if len(s.m) > MaxUsers {
+		var victim uint64
+		oldest := int32(1<<31 - 1)
+		for k, d := range s.m {
+			if d < oldest || (d == oldest && k < victim) {
+				victim, oldest = k, d
+			}
+		}
+		delete(s.m, victim)
+	}
+}
+
+// ActiveSince counts users whose last active day is within the n days ending on today.
+func (s UserSet) ActiveSince(today int32, n int) int {
+	c := 0
+	for _, d := range s.m {
+		if d > today-int32(n) {
+			c++
+		}
+	}
+	return c
+}
+
+// Len is the number of users known.
+func (s UserSet) Len() int { return len(s.m) }
+
+func (s UserSet) clone() UserSet { return UserSet{m: cloneMap(s.m)} }
+
+// MarshalJSON encodes the set as base64 of sorted (hash, day) pairs.
+func (s UserSet) MarshalJSON() ([]byte, error) {
+	keys := make([]uint64, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	buf := make([]byte, 0, 12*len(keys))
+	for _, k := range keys {
+		buf = binary.BigEndian.AppendUint64(buf, k)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(s.m[k]))
+	}
+	return json.Marshal(base64.StdEncoding.EncodeToString(buf))
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote.
+func (s *UserSet) UnmarshalJSON(b []byte) error {
+	var enc string
+	if err := json.Unmarshal(b, &enc); err != nil {
+		return err
+	}
+	buf, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil || len(buf)%12 != 0 {
+		return fmt.Errorf("account: bad user set encoding")
+	}
+	s.m = make(map[uint64]int32, len(buf)/12)
+	for i := 0; i < len(buf); i += 12 {
+		s.m[binary.BigEndian.Uint64(buf[i:])] = int32(binary.BigEndian.Uint32(buf[i+8:]))
+	}
+	return nil
+}

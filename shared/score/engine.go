@@ -1,0 +1,382 @@
+package score
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+)
+
+// MaxReasons is how many reasons a score keeps.
+const MaxReasons = 3
+
+// result is one measure's raw outcome: a score 0–100, or no data; and a plain-words detail.
+type result struct {
+	score  float64
+	ok     bool
+	detail string
+}
+
+func none(detail string) result           { return result{detail: detail} }
+func got(s float64, detail string) result { return result{score: clamp(s), ok: true, detail: detail} }
+
+// Compute scores account a with scorecard sc as of now. The previous band (a.Health.Band)
+// feeds the hysteresis; history is left to the caller. Pure and deterministic.
+func Compute(a *account.Account, sc *Scorecard, now time.Time) account.Health {
+	now = now.UTC()
+	h := account.Health{ScorecardVersion: sc.Version, UpdatedAt: now}
+	var total, weights float64
+	raw := make([]result, len(sc.Measures))
+	for i, spec := range sc.Measures {
+		r := evaluate(spec, a, sc, now)
+		raw[i] = r
+		if r.ok && spec.Weight > 0 {
+			total += float64(spec.Weight) * r.score
+			weights += float64(spec.Weight)
+		}
+	}
+	for i, spec := range sc.Measures {
+		r := raw[i]
+		m := account.Measure{Name: spec.Name, Kind: builtin[spec.Name].kind, Weight: spec.Weight, Detail: r.detail}
+		if r.ok {
+			s := int(math.Round(r.score))
+			m.Score = &s
+			if weights > 0 {
+				m.Contribution = round2(float64(spec.Weight) * r.score / weights)
+				if loss := float64(spec.Weight) * (100 - r.score) / weights; loss >= 0.5 {
+					h.Reasons = append(h.Reasons, account.Reason{Measure: spec.Name, Kind: m.Kind, Detail: r.detail, Impact: -round2(loss)})
+				}
+			}
+		}
+		h.Measures = append(h.Measures, m)
+	}
+	sort.SliceStable(h.Reasons, func(i, j int) bool { return h.Reasons[i].Impact < h.Reasons[j].Impact })
+	if len(h.Reasons) > MaxReasons {
+		h.Reasons = h.Reasons[:MaxReasons]
+	}
+	if weights == 0 {
+		h.Score = 50
+		h.Reasons = []account.Reason{{Measure: "none", Kind: KindEngagement, Detail: "no billing or usage data yet; score is neutral"}}
+	} else {
+		h.Score = int(math.Round(total / weights))
+	}
+
+	mrr, _ := a.Billing.MRR()
+	h.Segment = sc.SegmentFor(mrr)
+	h.Band = band(a.Health.Band, h.Score, sc.Bands)
+	if a.Churned() {
+		h.Band = account.BandBad
+		h.Reasons = append([]account.Reason{{Measure: "billing_status", Kind: KindVoluntary, Detail: "subscription canceled: the account has churned"}}, h.Reasons...)
+	} else if c, why := firstCondition(sc.BadWhen, a, now); c != "" {
+		h.Band = account.BandBad
+		h.Reasons = append([]account.Reason{{Measure: "rule:" + c, Kind: conditionKind(c), Detail: why + "; band set to BAD"}}, h.Reasons...)
+	} else if h.Band == account.BandGood {
+		if c, why := firstCondition(sc.NeverGood, a, now); c != "" {
+			h.Band = account.BandNormal
+			h.Reasons = append([]account.Reason{{Measure: "rule:" + c, Kind: conditionKind(c), Detail: why + "; band capped at NORMAL"}}, h.Reasons...)
+		}
+	}
+	if len(h.Reasons) > MaxReasons+1 {
+		h.Reasons = h.Reasons[:MaxReasons+1]
+	}
+	return h
+}
+
+// band applies the thresholds with hysteresis around the previous band.
+func band(prev string, s int, b Bands) string {
+	switch {
+	case prev == account.BandGood && s >= b.GoodExit:
+		return account.BandGood
+	case prev == account.BandBad && s < b.BadExit:
+		return account.BandBad
+	case s >= b.GoodEnter:
+		return account.BandGood
+	case s < b.BadEnter:
+		return account.BandBad
+	}
+	return account.BandNormal
+}
+
+// firstCondition returns the first of the hard-rule conditions that holds, with a plain-words
+// reason.
+func firstCondition(conds []string, a *account.Account, now time.Time) (string, string) {
+	status := a.Billing.Status()
+	for _, c := range conds {
+		switch c {
+		case "past_due", "unpaid", "incomplete":
+			if status == c {
+				return c, "subscription is " + status
+			}
+		case "cancelling":
+			if s, ok := a.Billing.CancelScheduled(); ok {
+				return c, "subscription " + s.ID + " is set to cancel"
+			}
+		case "payment_action_required":
+			if len(a.Billing.ActionRequired) > 0 {
+				return c, "a payment waits for customer authentication"
+			}
+		case "uncollectible":
+			if len(a.Billing.Uncollectible) > 0 {
+				return c, "an invoice was marked uncollectible"
+			}
+		case "open_payment_failure":
+			if _, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30)); open > 0 {
+				return c, "a failed payment is not yet recovered"
+			}
+		}
+	}
+	return "", ""
+}
+
+func conditionKind(c string) string {
+	if c == "cancelling" {
+		return KindVoluntary
+	}
+	if c == "incomplete" {
+		return KindEngagement
+	}
+	return KindInvoluntary
+}
+
+// evaluate computes one measure.
+func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) result {
+	good, bad := spec.scale()
+	u, b := &a.Usage, &a.Billing
+	today := account.Day(now)
+	switch spec.Name {
+	case "login_recency":
+		if u.LastSeenAt.IsZero() {
+			return none("no product activity seen yet")
+		}
+		days := now.Sub(u.LastSeenAt).Hours() / 24
+		if days < 0 {
+			days = 0
+		}
+		return got(linear(days, good, bad), "last active "+ago(days))
+	case "active_users":
+		if !u.HasData() {
+			return none("no product activity seen yet")
+		}
+		seats := b.Seats()
+		if seats == 0 {
+			seats = u.SeatsPurchased
+		}
+		active := u.Users.ActiveSince(today, 30)
+		if seats == 0 {
+			return none(fmt.Sprintf("%d users active in 30 days; seats purchased unknown", active))
+		}
+		ratio := float64(active) / float64(seats)
+		return got(linear(ratio, good, bad), fmt.Sprintf("%d of %d purchased seats active in 30 days", active, seats))
+	case "feature_adoption":
+		names := sc.Events.KeyFeatures
+		if len(names) == 0 || !u.HasData() {
+			return none("no product activity seen yet")
+		}
+		var missing []string
+		for _, n := range names {
+			if f, ok := u.Features[n]; !ok || f.Last.Before(now.AddDate(0, 0, -30)) {
+				missing = append(missing, n)
+			}
+		}
+		used := len(names) - len(missing)
+		d := fmt.Sprintf("%d of %d key features used in 30 days", used, len(names))
+		if len(missing) > 0 {
+			d += " (unused: " + strings.Join(missing, ", ") + ")"
+		}
+		return got(linear(float64(used)/float64(len(names)), good, bad), d)
+	case "onboarding":
+		names := sc.Events.Onboarding
+		if len(names) == 0 || !u.HasData() {
+			return none("no product activity seen yet")
+		}
+		var missing []string
+		for _, n := range names {
+			if _, ok := u.Milestones[n]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		done := len(names) - len(missing)
+		d := fmt.Sprintf("%d of %d onboarding milestones reached", done, len(names))
+		if len(missing) > 0 {
+			d += " (missing: " + strings.Join(missing, ", ") + ")"
+		}
+		return got(linear(float64(done)/float64(len(names)), good, bad), d)
+	case "usage_trend":
+		cur := u.EventsBetween(today-29, today+1)
+		prior := u.EventsBetween(today-59, today-29)
+		if prior == 0 {
+			return none("no activity in the prior 30 days to compare with")
+		}
+		ratio := float64(cur) / float64(prior)
+		change := (ratio - 1) * 100
+		dir := "up"
+		if change < 0 {
+			dir, change = "down", -change
+		}
+		return got(linear(ratio, good, bad), fmt.Sprintf("events %s %.0f%% vs the prior 30 days (%d vs %d)", dir, change, cur, prior))
+	case "billing_status":
+		return billingStatus(a, now)
+	case "failed_payments":
+		if !b.HasSubscription() && len(b.Failures) == 0 {
+			return none("no subscription")
+		}
+		all, open := b.FailuresSince(now.AddDate(0, 0, -30))
+		final := false
+		for _, f := range b.Failures {
+			if !f.Recovered && f.Final && !f.At.Before(now.AddDate(0, 0, -30)) {
+				final = true
+			}
+		}
+		switch {
+		case all == 0:
+			return got(100, "no failed payments in 30 days")
+		case open == 0:
+			return got(80, fmt.Sprintf("%d failed payment(s) in 30 days, all recovered", all))
+		case final:
+			return got(0, fmt.Sprintf("%d failed payment(s) in 30 days, %d unpaid; Stripe has no retries left", all, open))
+		}
+		return got(linear(float64(open), good, bad)*0.6, fmt.Sprintf("%d failed payment(s) in 30 days, %d unpaid; Stripe will retry", all, open))
+	case "scheduled_cancellation":
+		if a.Churned() {
+			return got(0, "subscription canceled")
+		}
+		if !b.HasSubscription() {
+			return none("no subscription")
+		}
+		if s, ok := b.CancelScheduled(); ok {
+			when := s.CancelAt
+			if when.IsZero() {
+				when = s.CurrentPeriodEnd
+			}
+			d := "subscription " + s.ID + " is set to cancel"
+			if !when.IsZero() {
+				d += " on " + when.Format("2006-01-02")
+			}
+			return got(0, d)
+		}
+		return got(100, "no cancellation scheduled")
+	case "mrr_contraction":
+		if len(b.MRRHistory) == 0 {
+			return none("no MRR recorded")
+		}
+		cur, currency := b.MRR()
+		peak := b.PeakMRRSince(now.AddDate(0, 0, -90))
+		if peak <= 0 || cur >= peak {
+			return got(100, "no MRR contraction in 90 days")
+		}
+		drop := float64(peak-cur) / float64(peak)
+		return got(linear(drop, good, bad), fmt.Sprintf("MRR down %.0f%% in 90 days (%s to %s %s)", drop*100, money(peak), money(cur), strings.ToUpper(currency)))
+	case "disputes":
+		if !b.HasSubscription() && len(b.Disputes) == 0 && len(b.Refunds) == 0 {
+			return none("no subscription")
+		}
+		since := now.AddDate(0, 0, -90)
+		disputes, refunds := countSince(b.Disputes, since), countSince(b.Refunds, since)
+		if disputes > 0 {
+			return got(0, fmt.Sprintf("%d charge dispute(s) in 90 days", disputes))
+		}
+		if refunds > 0 {
+			return got(linear(float64(refunds), good, bad), fmt.Sprintf("%d refund(s) in 90 days", refunds))
+		}
+		return got(100, "no refunds or disputes in 90 days")
+	case "support_load":
+		if !a.Voice.TicketsSeen {
+			return none("no support tickets tracked")
+		}
+		n := a.Voice.TicketsSince(now.AddDate(0, 0, -30))
+		return got(linear(float64(n), good, bad), fmt.Sprintf("%d ticket(s) opened in 30 days, %d open", n, len(a.Voice.OpenTickets)))
+	case "nps":
+		var last *account.NPSResponse
+		for i := range a.Voice.NPS {
+			if !a.Voice.NPS[i].At.Before(now.AddDate(0, 0, -180)) && !a.Voice.NPS[i].At.After(now) {
+				last = &a.Voice.NPS[i]
+			}
+		}
+		if last == nil {
+			return none("no NPS response in 180 days")
+		}
+		label := "detractor"
+		if last.Score >= 9 {
+			label = "promoter"
+		} else if last.Score >= 7 {
+			label = "passive"
+		}
+		return got(linear(float64(last.Score), good, bad), fmt.Sprintf("latest NPS %d (%s) on %s", last.Score, label, last.At.Format("2006-01-02")))
+	}
+	return none("unknown measure")
+}
+
+// statusScore maps a billing status to points.
+var statusScore = map[string]float64{
+	account.StatusActive: 100, account.StatusTrialing: 80, account.StatusIncomplete: 50, account.StatusPaused: 30,
+	account.StatusPastDue: 15, account.StatusUnpaid: 0, account.StatusCanceled: 0, account.StatusIncompleteExpired: 0,
+}
+
+func billingStatus(a *account.Account, now time.Time) result {
+	b := &a.Billing
+	status := b.Status()
+	if status == "" {
+		return none("no subscription")
+	}
+	s := statusScore[status]
+	d := "subscription " + status
+	if status == account.StatusTrialing {
+		for _, sub := range b.Subscriptions {
+			if sub.Status == account.StatusTrialing && !sub.TrialEnd.IsZero() {
+				d += ", trial ends " + sub.TrialEnd.Format("2006-01-02")
+				if sub.TrialEnding || sub.TrialEnd.Sub(now) < 4*24*time.Hour {
+					s = 60
+				}
+				break
+			}
+		}
+	}
+	if len(b.Uncollectible) > 0 {
+		s, d = 0, d+"; an invoice was marked uncollectible"
+	} else if len(b.ActionRequired) > 0 && s > 40 {
+		s, d = 40, d+"; a payment waits for customer authentication"
+	}
+	return got(s, d)
+}
+
+// linear maps x onto 0–100: 100 at good, 0 at bad, straight in between, either direction.
+func linear(x, good, bad float64) float64 {
+	if good == bad {
+		if x == good {
+			return 100
+		}
+		return 0
+	}
+	return clamp((x - bad) / (good - bad) * 100)
+}
+
+func clamp(s float64) float64 { return math.Max(0, math.Min(100, s)) }
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+func countSince(ts []time.Time, since time.Time) int {
+	n := 0
+	for _, t := range ts {
+		if !t.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
+func ago(days float64) string {
+	switch d := int(days); {
+	case d == 0:
+		return "today"
+	case d == 1:
+		return "1 day ago"
+	default:
+		return fmt.Sprintf("%d days ago", d)
+	}
+}
+
+// money renders minor units with two decimals; it is for details, not for exact amounts.
+func money(minor int64) string { return fmt.Sprintf("%d.%02d", minor/100, minor%100) }

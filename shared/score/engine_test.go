@@ -1,0 +1,196 @@
+package score
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+)
+
+var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func activeSub(mrr int64) account.Subscription {
+	return account.Subscription{ID: "sub_1", Status: account.StatusActive, Currency: "usd", MRR: mrr, Seats: 10, At: now.Add(-48 * time.Hour).Unix()}
+}
+
+// healthy is an account that uses the product daily and pays.
+func healthy() *account.Account {
+	a := account.New("acme", now.AddDate(0, -3, 0))
+	a.Billing.ApplySubscription(activeSub(50000))
+	sc := Default()
+	for d := 0; d < 60; d++ {
+		t := now.AddDate(0, 0, -d)
+		for u := 0; u < 8; u++ {
+			a.Usage.Record(string(rune('a'+u)), t, true)
+		}
+	}
+	for _, f := range sc.Events.KeyFeatures {
+		a.Usage.UseFeature(f, now.Add(-time.Hour))
+	}
+	for _, m := range sc.Events.Onboarding {
+		a.Usage.Reach(m, now.AddDate(0, -2, 0))
+	}
+	return a
+}
+
+func TestBandHysteresis(t *testing.T) {
+	b := Default().Bands
+	tests := []struct {
+		name  string
+		prev  string
+		score int
+		want  string
+	}{
+		{"a new account at the good threshold is GOOD", "", b.GoodEnter, account.BandGood},
+		{"a GOOD account dipping between exit and enter stays GOOD", account.BandGood, b.GoodExit, account.BandGood},
+		{"a GOOD account below the exit threshold leaves GOOD", account.BandGood, b.GoodExit - 1, account.BandNormal},
+		{"a NORMAL account between exit and enter does not become GOOD", account.BandNormal, b.GoodEnter - 1, account.BandNormal},
+		{"a NORMAL account below bad_enter becomes BAD", account.BandNormal, b.BadEnter - 1, account.BandBad},
+		{"a NORMAL account at bad_enter stays NORMAL", account.BandNormal, b.BadEnter, account.BandNormal},
+		{"a BAD account recovering to just below bad_exit stays BAD", account.BandBad, b.BadExit - 1, account.BandBad},
+		{"a BAD account reaching bad_exit leaves BAD", account.BandBad, b.BadExit, account.BandNormal},
+		{"a BAD account jumping to good_enter becomes GOOD", account.BandBad, b.GoodEnter, account.BandGood},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := band(tt.prev, tt.score, b); got != tt.want {
+				t.Errorf("band(%q, %d) = %s, want %s", tt.prev, tt.score, got, tt.want)
+			}
+		})
+	}
+}
+
+func measure(h account.Health, name string) account.Measure {
+	for _, m := range h.Measures {
+		if m.Name == name {
+			return m
+		}
+	}
+	return account.Measure{}
+}
+
+func TestCompute(t *testing.T) {
+	sc := Default()
+	tests := []struct {
+		name      string
+		build     func() *account.Account
+		at        time.Time
+		wantBand  string
+		minScore  int
+		maxScore  int
+		reason    string // substring expected in some reason
+		noData    []string
+		withScore []string
+	}{
+		{name: "a healthy paying account is GOOD", build: healthy, at: now, wantBand: account.BandGood, minScore: 90, maxScore: 100,
+			noData: []string{"support_load", "nps"}, withScore: []string{"login_recency", "billing_status", "active_users"}},
+		{name: "a healthy account silent for 30 days falls to BAD", build: healthy, at: now.AddDate(0, 0, 30), wantBand: account.BandBad, maxScore: 49, reason: "last active 30 days ago"},
+		{name: "a past-due account with great usage is BAD", build: func() *account.Account {
+			a := healthy()
+			s := activeSub(50000)
+			s.Status, s.At = account.StatusPastDue, now.Unix()
+			a.Billing.ApplySubscription(s)
+			a.Billing.PaymentFailed("in_1", now.Add(-time.Hour), false)
+			return a
+		}, at: now, wantBand: account.BandBad, minScore: 0, maxScore: 100, reason: "subscription is past_due; band set to BAD"},
+		{name: "an unrecovered failed payment on an active subscription is never GOOD", build: func() *account.Account {
+			a := healthy()
+			a.Billing.PaymentFailed("in_1", now.Add(-time.Hour), false)
+			return a
+		}, at: now, wantBand: account.BandNormal, minScore: 0, maxScore: 100, reason: "band capped at NORMAL"},
+		{name: "a cancelling account is BAD and says when it cancels", build: func() *account.Account {
+			a := healthy()
+			s := activeSub(50000)
+			s.CancelAtPeriodEnd, s.CurrentPeriodEnd, s.At = true, now.AddDate(0, 0, 10), now.Unix()
+			a.Billing.ApplySubscription(s)
+			return a
+		}, at: now, wantBand: account.BandBad, maxScore: 100, reason: "set to cancel on 2026-11-30"},
+		{name: "a churned account is BAD", build: func() *account.Account {
+			a := healthy()
+			s := activeSub(50000)
+			s.Status, s.At = account.StatusCanceled, now.Unix()
+			a.Billing.ApplySubscription(s)
+			return a
+		}, at: now, wantBand: account.BandBad, maxScore: 100, reason: "churned"},
+		{name: "an account with no data at all is neutral and says so", build: func() *account.Account { return account.New("x", now) },
+			at: now, wantBand: account.BandNormal, minScore: 50, maxScore: 50, reason: "no billing or usage data"},
+		{name: "a billing-only account scores on billing alone", build: func() *account.Account {
+			a := account.New("x", now)
+			a.Billing.ApplySubscription(activeSub(1000))
+			return a
+		}, at: now, wantBand: account.BandGood, minScore: 100, maxScore: 100, noData: []string{"login_recency", "active_users", "feature_adoption", "nps"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.build()
+			h := Compute(a, sc, tt.at)
+			if h.Band != tt.wantBand || h.Score < tt.minScore || h.Score > tt.maxScore {
+				t.Fatalf("score %d band %s, want band %s in [%d,%d]; reasons %+v", h.Score, h.Band, tt.wantBand, tt.minScore, tt.maxScore, h.Reasons)
+			}
+			if tt.reason != "" {
+				found := false
+				for _, r := range h.Reasons {
+					found = found || strings.Contains(r.Detail, tt.reason)
+				}
+				if !found {
+					t.Errorf("no reason mentions %q: %+v", tt.reason, h.Reasons)
+				}
+			}
+			for _, n := range tt.noData {
+				if m := measure(h, n); m.Score != nil || m.Contribution != 0 {
+					t.Errorf("measure %s should have no data, got %+v", n, m)
+				}
+			}
+			for _, n := range tt.withScore {
+				if m := measure(h, n); m.Score == nil {
+					t.Errorf("measure %s should be scored: %+v", n, m)
+				}
+			}
+			var sum float64
+			scored := false
+			for _, m := range h.Measures {
+				sum += m.Contribution
+				scored = scored || m.Score != nil
+			}
+			if d := sum - float64(h.Score); scored && (d > 1 || d < -1) {
+				t.Errorf("contributions add to %.2f, score is %d", sum, h.Score)
+			}
+		})
+	}
+}
+
+func TestComputeIsDeterministic(t *testing.T) {
+	a := healthy()
+	a.Usage.UseFeature("Report Created", now.AddDate(0, 0, -40))
+	x, y := Compute(a, Default(), now.AddDate(0, 0, 5)), Compute(a.Clone(), Default(), now.AddDate(0, 0, 5))
+	if x.Score != y.Score || len(x.Measures) != len(y.Measures) || len(x.Reasons) == 0 || x.Reasons[0] != y.Reasons[0] {
+		t.Fatalf("same input scored differently: %+v vs %+v", x, y)
+	}
+}
+
+func TestSegmentsByMRR(t *testing.T) {
+	sc := Default()
+	for _, tt := range []struct {
+		mrr  int64
+		want string
+	}{{0, "tech-touch"}, {49999, "tech-touch"}, {50000, "low-touch"}, {250000, "high-touch"}} {
+		if got := sc.SegmentFor(tt.mrr); got != tt.want {
+			t.Errorf("SegmentFor(%d) = %s, want %s", tt.mrr, got, tt.want)
+		}
+	}
+}
+
+func TestParseRejectsBadScorecards(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown field":      `{"version":"x","bandz":{}}`,
+		"no version":         `{"bands":{"good_enter":75,"good_exit":70,"bad_enter":45,"bad_exit":55}}`,
+		"inverted bands":     `{"version":"x","bands":{"good_enter":40,"good_exit":70,"bad_enter":45,"bad_exit":55},"drop":{"points":1,"days":1},"segments":[{"name":"a"}],"measures":[{"name":"nps","weight":1}]}`,
+		"unknown measure":    `{"version":"x","bands":{"good_enter":75,"good_exit":70,"bad_enter":45,"bad_exit":55},"drop":{"points":1,"days":1},"segments":[{"name":"a"}],"measures":[{"name":"vibes","weight":1}]}`,
+		"unknown never_good": `{"version":"x","bands":{"good_enter":75,"good_exit":70,"bad_enter":45,"bad_exit":55},"drop":{"points":1,"days":1},"segments":[{"name":"a"}],"measures":[{"name":"nps","weight":1}],"never_good":["sad"]}`,
+	} {
+		if _, err := Parse([]byte(body)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
