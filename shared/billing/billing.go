@@ -1,0 +1,208 @@
+// Package billing maps Stripe events (stripe-go v76 types, API version 2023-10-16) to account
+// changes. Snapshots (customer, subscription) are applied only when not older than what is
+// stored; counters (failed payments, refunds, disputes) rely on the caller applying each event
+// id once.
+package billing
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+)
+
+// MetadataAccountID is the Stripe customer metadata key that names the product account.
+const MetadataAccountID = "account_id"
+
+// Change is what one Stripe event does to an account.
+type Change struct {
+	EventID string
+	Type    string
+	// Customer is the Stripe customer id the event is about ("" until a dispute is resolved).
+	Customer string
+	// AccountID is the product account the customer names in metadata.account_id, if any.
+	AccountID string
+	// Charge is set for charge.dispute.created: the charge whose customer must be looked up.
+	Charge string
+	// Ignored is true for event types that do not affect health.
+	Ignored bool
+	// Apply changes the account. It is pure and may run more than once on fresh copies.
+	Apply func(a *account.Account)
+}
+
+// MalformedError says the event's object could not be read as its type claims.
+type MalformedError struct {
+	Type string
+	Err  error
+}
+
+func (e *MalformedError) Error() string {
+	return fmt.Sprintf("malformed data.object for %s: %v", e.Type, e.Err)
+}
+
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// Map turns a verified Stripe event into a Change.
+func Map(e stripe.Event) (Change, error) {
+	c := Change{EventID: e.ID, Type: string(e.Type)}
+	at := time.Unix(e.Created, 0).UTC()
+	if e.Data == nil || len(e.Data.Raw) == 0 {
+		if handled(c.Type) {
+			return c, &MalformedError{Type: c.Type, Err: fmt.Errorf("no data.object")}
+		}
+		c.Ignored = true
+		return c, nil
+	}
+	decode := func(v any) error {
+		if err := json.Unmarshal(e.Data.Raw, v); err != nil {
+			return &MalformedError{Type: c.Type, Err: err}
+		}
+		return nil
+	}
+	switch c.Type {
+	case "customer.created", "customer.updated", "customer.deleted":
+		var cu stripe.Customer
+		if err := decode(&cu); err != nil {
+			return c, err
+		}
+		if cu.ID == "" {
+			return c, &MalformedError{Type: c.Type, Err: fmt.Errorf("customer has no id")}
+		}
+		c.Customer, c.AccountID = cu.ID, cu.Metadata[MetadataAccountID]
+		deleted := c.Type == "customer.deleted"
+		c.Apply = func(a *account.Account) {
+			a.StripeCustomerID = cu.ID
+			if e.Created < a.Billing.CustomerAt {
+				return
+			}
+			a.Billing.CustomerAt = e.Created
+			if deleted {
+				a.Billing.CustomerDeleted = true
+				return
+			}
+			if cu.Name != "" {
+				a.Name = cu.Name
+			}
+			if cu.Email != "" {
+				a.Email = cu.Email
+			}
+		}
+	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+		"customer.subscription.paused", "customer.subscription.resumed", "customer.subscription.trial_will_end",
+		"customer.subscription.pending_update_applied", "customer.subscription.pending_update_expired":
+		var s stripe.Subscription
+		if err := decode(&s); err != nil {
+			return c, err
+		}
+		if s.ID == "" || s.Customer == nil || s.Customer.ID == "" {
+			return c, &MalformedError{Type: c.Type, Err: fmt.Errorf("subscription without id or customer")}
+		}
+		c.Customer = s.Customer.ID
+		snap := Snapshot(&s, e.Created)
+		trialEnding := c.Type == "customer.subscription.trial_will_end"
+		c.Apply = func(a *account.Account) {
+			a.StripeCustomerID = c.Customer
+			a.Billing.ApplySubscription(snap)
+			if trialEnding {
+				a.Billing.MarkTrialEnding(snap.ID)
+			}
+		}
+	case "invoice.payment_failed", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_action_required", "invoice.marked_uncollectible":
+		var in stripe.Invoice
+		if err := decode(&in); err != nil {
+			return c, err
+		}
+		if in.ID == "" || in.Customer == nil || in.Customer.ID == "" {
+			return c, &MalformedError{Type: c.Type, Err: fmt.Errorf("invoice without id or customer")}
+		}
+		c.Customer = in.Customer.ID
+		typ := c.Type
+		c.Apply = func(a *account.Account) {
+			a.StripeCustomerID = c.Customer
+			switch typ {
+			case "invoice.payment_failed":
+				a.Billing.PaymentFailed(in.ID, at, in.NextPaymentAttempt == 0)
+			case "invoice.paid", "invoice.payment_succeeded":
+				a.Billing.InvoicePaid(in.ID, at)
+			case "invoice.payment_action_required":
+				a.Billing.PaymentActionRequired(in.ID)
+			case "invoice.marked_uncollectible":
+				a.Billing.MarkUncollectible(in.ID)
+			}
+		}
+	case "charge.refunded":
+		var ch stripe.Charge
+		if err := decode(&ch); err != nil {
+			return c, err
+		}
+		if ch.Customer == nil || ch.Customer.ID == "" {
+			c.Ignored = true // a guest charge belongs to no account
+			return c, nil
+		}
+		c.Customer = ch.Customer.ID
+		c.Apply = func(a *account.Account) {
+			a.StripeCustomerID = c.Customer
+			a.Billing.AddRefund(at)
+		}
+	case "charge.dispute.created":
+		var d stripe.Dispute
+		if err := decode(&d); err != nil {
+			return c, err
+		}
+		if d.Charge == nil || d.Charge.ID == "" {
+			return c, &MalformedError{Type: c.Type, Err: fmt.Errorf("dispute without charge")}
+		}
+		c.Charge = d.Charge.ID
+		if d.Charge.Customer != nil { // present only when the charge was expanded
+			c.Customer = d.Charge.Customer.ID
+		}
+		c.Apply = func(a *account.Account) {
+			a.StripeCustomerID = c.Customer
+			a.Billing.AddDispute(at)
+		}
+	default:
+		c.Ignored = true
+	}
+	return c, nil
+}
+
+// handled reports whether Map acts on the event type.
+func handled(t string) bool {
+	switch t {
+	case "customer.created", "customer.updated", "customer.deleted",
+		"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+		"customer.subscription.paused", "customer.subscription.resumed", "customer.subscription.trial_will_end",
+		"customer.subscription.pending_update_applied", "customer.subscription.pending_update_expired",
+		"invoice.payment_failed", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_action_required",
+		"invoice.marked_uncollectible", "charge.refunded", "charge.dispute.created":
+		return true
+	}
+	return false
+}
+
+// Snapshot converts a Stripe subscription, as of event time at (unix seconds), into the
+// account's record of it, with its normalized MRR.
+func Snapshot(s *stripe.Subscription, at int64) account.Subscription {
+	out := account.Subscription{
+		ID: s.ID, Status: string(s.Status), Currency: string(s.Currency),
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd,
+		CancelAt:          unix(s.CancelAt), CanceledAt: unix(s.CanceledAt), TrialEnd: unix(s.TrialEnd),
+		CurrentPeriodEnd: unix(s.CurrentPeriodEnd), EndedAt: unix(s.EndedAt), At: at,
+	}
+	if s.CancellationDetails != nil {
+		out.CancelReason = string(s.CancellationDetails.Reason)
+	}
+	m := MRR(s, at)
+	out.MRR, out.MRRNote, out.Items, out.Seats = m.Amount, m.Note, m.Items, m.Seats
+	return out
+}
+
+func unix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}

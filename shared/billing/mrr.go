@@ -1,0 +1,136 @@
+package billing
+
+import (
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+)
+
+// MRRResult is a subscription's monthly recurring revenue with its parts.
+type MRRResult struct {
+	// Amount is in minor units of the subscription currency, rounded once, half away from zero.
+	Amount int64
+	// Note says what is left out (metered or tiered items), empty when the amount is exact.
+	Note  string
+	Items []account.Item
+	// Seats is the largest quantity of a licensed item: seat-priced plans carry the seat count
+	// as quantity, and a flat platform fee alongside has quantity 1.
+	Seats int64
+}
+
+// perMonth is the factor that turns an amount per interval into an amount per month.
+func perMonth(interval string, count int64) *big.Rat {
+	if count <= 0 {
+		count = 1
+	}
+	switch interval {
+	case "year":
+		return big.NewRat(1, 12*count)
+	case "week":
+		return big.NewRat(52, 12*count)
+	case "day":
+		return big.NewRat(365, 12*count)
+	}
+	return big.NewRat(1, count)
+}
+
+// MRR computes a subscription's MRR exactly: for every item, the per-unit price times the
+// billed quantity, normalized to one month from its interval (year /12, week ×52/12,
+// day ×365/12, each divided by interval_count), summed as exact fractions; then the
+// subscription's discount (percent_off, or amount_off in the same currency per billing
+// interval) while it is in force at time at; then rounded once. Metered items have no fixed
+// amount and tiered prices are not in webhook payloads: both are left out and named in Note.
+func MRR(s *stripe.Subscription, at int64) MRRResult {
+	var res MRRResult
+	total := new(big.Rat)
+	var skipped []string
+	interval, count := "month", int64(1)
+	if s.Items != nil {
+		for _, it := range s.Items.Data {
+			if it == nil || it.Price == nil {
+				continue
+			}
+			p := it.Price
+			if p.Recurring == nil {
+				continue
+			}
+			interval, count = string(p.Recurring.Interval), p.Recurring.IntervalCount
+			qty := it.Quantity
+			if p.Recurring.UsageType == stripe.PriceRecurringUsageTypeMetered {
+				skipped = append(skipped, "metered price "+p.ID)
+				continue
+			}
+			if qty > res.Seats {
+				res.Seats = qty
+			}
+			if p.BillingScheme == stripe.PriceBillingSchemeTiered {
+				skipped = append(skipped, "tiered price "+p.ID)
+				res.Items = append(res.Items, account.Item{Price: p.ID, Quantity: qty, Interval: interval, IntervalCount: count})
+				continue
+			}
+			billed := qty
+			if tq := p.TransformQuantity; tq != nil && tq.DivideBy > 0 {
+				billed = qty / tq.DivideBy
+				if tq.Round == stripe.PriceTransformQuantityRoundUp && qty%tq.DivideBy != 0 {
+					billed++
+				}
+			}
+			unit := unitAmount(p)
+			amount := new(big.Rat).Mul(unit, new(big.Rat).SetInt64(billed))
+			amount.Mul(amount, perMonth(interval, count))
+			total.Add(total, amount)
+			res.Items = append(res.Items, account.Item{Price: p.ID, Quantity: qty, UnitAmount: p.UnitAmount,
+				Interval: interval, IntervalCount: count, MRR: roundRat(amount)})
+		}
+	}
+	if d := s.Discount; d != nil && d.Coupon != nil && (d.End == 0 || d.End > at) && (d.Start == 0 || d.Start <= at) {
+		c := d.Coupon
+		switch {
+		case c.PercentOff > 0:
+			pct, _ := new(big.Rat).SetString(strconv.FormatFloat(c.PercentOff, 'f', -1, 64))
+			keep := new(big.Rat).Sub(big.NewRat(1, 1), new(big.Rat).Quo(pct, big.NewRat(100, 1)))
+			total.Mul(total, keep)
+		case c.AmountOff > 0 && strings.EqualFold(string(c.Currency), string(s.Currency)):
+			off := new(big.Rat).Mul(new(big.Rat).SetInt64(c.AmountOff), perMonth(interval, count))
+			total.Sub(total, off)
+		}
+		if total.Sign() < 0 {
+			total.SetInt64(0)
+		}
+	}
+	res.Amount = roundRat(total)
+	if len(skipped) > 0 {
+		res.Note = "not included: " + strings.Join(skipped, ", ")
+	}
+	return res
+}
+
+// unitAmount is the price per unit in minor units, exact: unit_amount_decimal when it carries
+// fractions of a cent, else unit_amount.
+func unitAmount(p *stripe.Price) *big.Rat {
+	if p.UnitAmountDecimal != 0 && float64(p.UnitAmount) != p.UnitAmountDecimal {
+		if r, ok := new(big.Rat).SetString(strconv.FormatFloat(p.UnitAmountDecimal, 'f', -1, 64)); ok {
+			return r
+		}
+	}
+	return new(big.Rat).SetInt64(p.UnitAmount)
+}
+
+// roundRat rounds half away from zero to an integer.
+func roundRat(r *big.Rat) int64 {
+	num, den := new(big.Int).Set(r.Num()), r.Denom()
+	neg := num.Sign() < 0
+	num.Abs(num)
+	q, m := new(big.Int).QuoRem(num, den, new(big.Int))
+	if new(big.Int).Mul(m, big.NewInt(2)).Cmp(den) >= 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if neg {
+		q.Neg(q)
+	}
+	return q.Int64()
+}

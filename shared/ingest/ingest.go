@@ -1,0 +1,234 @@
+// Package ingest runs the pipeline between the HTTP edge and the store: it resolves which
+// account a delivery is about, skips what was applied before, applies the change, rescores,
+// and commits account, dedupe markers, links and outbox events in one conditional write,
+// retrying on conflict. The same code serves the Lambda functions and the local server.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/risk"
+	"github.com/churnsignal/churnsignal/shared/score"
+	"github.com/churnsignal/churnsignal/shared/store"
+)
+
+// Defaults for retention and retries.
+const (
+	// MarkerTTL outlives every sender's retry period (Stripe retries for three days).
+	MarkerTTL = 30 * 24 * time.Hour
+	// HeldTTL is how long a message waits for its user's account to become known.
+	HeldTTL = 7 * 24 * time.Hour
+	// MaxHeldPerUser bounds the messages held for one user.
+	MaxHeldPerUser = 200
+	maxAttempts    = 25
+)
+
+// Service is the pipeline. Its zero value is not usable; fill Store and Scorecard.
+type Service struct {
+	Store     store.Store
+	Scorecard *score.Scorecard
+	// Charges resolves a charge to its customer for disputes; nil when STRIPE_API_KEY is unset.
+	Charges ChargeLookup
+	Log     *slog.Logger
+	// Committed is called after a commit that wrote outbox messages (wakes the publisher).
+	Committed func()
+
+	locks [64]sync.Mutex
+}
+
+// ChargeLookup finds the customer of a charge.
+type ChargeLookup interface {
+	ChargeCustomer(ctx context.Context, chargeID string) (string, error)
+}
+
+// Kind classifies errors for the HTTP edge, which maps each kind to one status code.
+type Kind int
+
+// Error kinds.
+const (
+	KindInternal  Kind = iota // a bug or an unexpected failure: 500
+	KindInvalid               // input that will never be valid: 400
+	KindTransient             // try again later: 503
+)
+
+// Error carries the operation, its kind and the cause.
+type Error struct {
+	Op   string
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// write is one atomic, retried read-modify-write of an account.
+type write struct {
+	// keys are the dedupe keys of the deliveries this write applies.
+	keys []string
+	// resolve names the target account and what else the write links or folds in. It runs on
+	// every attempt, so it sees links committed by a concurrent writer.
+	resolve func(ctx context.Context) (plan, error)
+	// apply changes the account for the fresh (not yet applied) keys.
+	apply func(a *account.Account, fresh map[string]bool, tx *store.Tx) error
+	// always writes even when no key is fresh and health did not change.
+	always bool
+}
+
+type plan struct {
+	target string
+	absorb string // a placeholder account to fold into target
+	links  []store.Link
+}
+
+// outcome says what a write did.
+type outcome struct {
+	account   string
+	applied   []string
+	duplicate []string
+	events    []risk.Event
+	changed   bool
+}
+
+func (s *Service) lock(id string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &s.locks[h.Sum32()%uint32(len(s.locks))]
+}
+
+// run executes w at time now, retrying on conflict with jittered backoff.
+func (s *Service) run(ctx context.Context, w write, now time.Time) (outcome, error) {
+	backoff := 2 * time.Millisecond
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		out, err := s.attempt(ctx, w, now)
+		if !errors.Is(err, store.ErrConflict) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, &Error{Op: "write", Kind: KindTransient, Err: ctx.Err()}
+		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+	return outcome{}, &Error{Op: "write", Kind: KindTransient, Err: fmt.Errorf("gave up after %d conflicting attempts", maxAttempts)}
+}
+
+func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome, error) {
+	var out outcome
+	seen, err := s.Store.Seen(ctx, w.keys)
+	if err != nil {
+		return out, transient("dedupe lookup", err)
+	}
+	fresh := map[string]bool{}
+	for _, k := range w.keys {
+		if seen[k] {
+			out.duplicate = append(out.duplicate, k)
+		} else if !fresh[k] {
+			fresh[k] = true
+			out.applied = append(out.applied, k)
+		}
+	}
+	if len(w.keys) > 0 && len(fresh) == 0 && !w.always {
+		return out, nil
+	}
+	p, err := w.resolve(ctx)
+	if err != nil {
+		return out, err
+	}
+	mu := s.lock(p.target)
+	mu.Lock()
+	defer mu.Unlock()
+
+	var tx store.Tx
+	cur, expect, err := s.load(ctx, p.target, now)
+	if err != nil {
+		return out, err
+	}
+	if cur.MergedInto != "" { // folded into another account since we resolved: follow it
+		p.target, p.absorb = cur.MergedInto, ""
+		if cur, expect, err = s.load(ctx, p.target, now); err != nil {
+			return out, err
+		}
+	}
+	out.account = cur.ID
+	a := cur.Clone()
+	if p.absorb != "" && p.absorb != p.target {
+		src, err := s.Store.Get(ctx, p.absorb)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return out, transient("load "+p.absorb, err)
+		case src.MergedInto == "":
+			a.Merge(src)
+			tomb := &account.Account{ID: src.ID, MergedInto: p.target, CreatedAt: src.CreatedAt, UpdatedAt: now.UTC()}
+			tx.Accounts = append(tx.Accounts, store.Put{Account: tomb, Expect: src.Version})
+		}
+	}
+	if err := w.apply(a, fresh, &tx); err != nil {
+		return out, err
+	}
+	old := a.Health
+	out.events = risk.Rescore(a, s.Scorecard, now)
+	out.changed = len(fresh) > 0 || len(out.events) > 0 || len(tx.Accounts) > 0 || healthMoved(old, a.Health) || w.always
+	if !out.changed {
+		return out, nil
+	}
+	a.UpdatedAt = now.UTC()
+	tx.Accounts = append([]store.Put{{Account: a, Expect: expect}}, tx.Accounts...)
+	for k := range fresh {
+		tx.Markers = append(tx.Markers, store.Marker{Key: k, Expires: now.Add(MarkerTTL)})
+	}
+	tx.Links = append(tx.Links, p.links...)
+	for _, e := range out.events {
+		body, err := json.Marshal(e)
+		if err != nil {
+			return out, &Error{Op: "encode event", Kind: KindInternal, Err: err}
+		}
+		tx.Outbox = append(tx.Outbox, store.Message{ID: e.ID, Body: body, Attributes: e.Attributes()})
+	}
+	if err := s.Store.Commit(ctx, tx); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return out, err
+		}
+		return out, transient("commit", err)
+	}
+	if len(tx.Outbox) > 0 && s.Committed != nil {
+		s.Committed()
+	}
+	return out, nil
+}
+
+// load returns the stored account (or a new one) and the version to expect when writing it.
+func (s *Service) load(ctx context.Context, id string, now time.Time) (*account.Account, int64, error) {
+	a, err := s.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return account.New(id, now), 0, nil
+	}
+	if err != nil {
+		return nil, 0, transient("load "+id, err)
+	}
+	return a, a.Version, nil
+}
+
+// healthMoved reports whether a rescore changed the score, band or segment. Details that
+// move daily without moving the score ("last active 4 days ago") are not worth a write.
+func healthMoved(old, h account.Health) bool {
+	return old.Score != h.Score || old.Band != h.Band || old.Segment != h.Segment
+}
+
+func transient(op string, err error) error { return &Error{Op: op, Kind: KindTransient, Err: err} }
+
+func invalid(op string, err error) error { return &Error{Op: op, Kind: KindInvalid, Err: err} }
+
+// stripeLink is the link key of a Stripe customer; userLink that of a product user.
+func stripeLink(customer string) string { return "stripe:" + customer }
+func userLink(user string) string       { return "user:" + user }

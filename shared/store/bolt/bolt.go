@@ -1,0 +1,358 @@
+// Package bolt implements store.Store on bbolt, an embedded single-file database, for the
+// local server. It keeps to the store contract (conditional commits, reads by key or index)
+// rather than leaning on bbolt's serializable transactions, so it behaves as DynamoDB does.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/store"
+)
+
+var (
+	bAccounts = []byte("accounts")
+	bMarkers  = []byte("markers")
+	bLinks    = []byte("links")
+	bOutbox   = []byte("outbox")
+	bHeld     = []byte("held")
+	bByBand   = []byte("by_band")
+)
+
+// Store is a store.Store in one bbolt file.
+type Store struct {
+	db *bbolt.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file churnsignal.db in dir.
+func Open(dir string) (*Store, error) {
+	db, err := bbolt.Open(filepath.Join(dir, "churnsignal.db"), 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld, bByBand} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bolt: init: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (*account.Account, error) {
+	var a *account.Account
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		a, err = getAccount(tx, id)
+		return err
+	})
+	return a, err
+}
+
+func getAccount(tx *bbolt.Tx, id string) (*account.Account, error) {
+	v := tx.Bucket(bAccounts).Get([]byte(id))
+	if v == nil {
+		return nil, store.ErrNotFound
+	}
+	var a account.Account
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, fmt.Errorf("bolt: decode account %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+// Seen implements store.Store.
+func (s *Store) Seen(ctx context.Context, keys []string) (map[string]bool, error) {
+	seen := map[string]bool{}
+	now := time.Now()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bMarkers)
+		for _, k := range keys {
+			if live(b.Get([]byte(k)), now) {
+				seen[k] = true
+			}
+		}
+		return nil
+	})
+	return seen, err
+}
+
+// live reports whether a stored expiry is still in the future.
+func live(v []byte, now time.Time) bool {
+	return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.Unix()
+}
+
+// Link implements store.Store.
+func (s *Store) Link(ctx context.Context, key string) (string, error) {
+	var id string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		id = string(tx.Bucket(bLinks).Get([]byte(key)))
+		return nil
+	})
+	return id, err
+}
+
+// Commit implements store.Store: every condition is checked, then everything is written, in
+// one bbolt transaction.
+func (s *Store) Commit(ctx context.Context, t store.Tx) error {
+	if t.Size() > store.MaxTxItems {
+		return store.ErrTooLarge
+	}
+	now := time.Now()
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		accounts, markers := tx.Bucket(bAccounts), tx.Bucket(bMarkers)
+		olds := make([]*account.Account, len(t.Accounts))
+		for i, p := range t.Accounts {
+			old, err := getAccount(tx, p.Account.ID)
+			switch {
+			case err == store.ErrNotFound:
+				if p.Expect != 0 {
+					return store.ErrConflict
+				}
+			case err != nil:
+				return err
+			case old.Version != p.Expect:
+				return store.ErrConflict
+			}
+			olds[i] = old
+		}
+		for _, m := range t.Markers {
+			if live(markers.Get([]byte(m.Key)), now) {
+				return store.ErrConflict
+			}
+		}
+		for _, l := range t.Links {
+			if !l.Force && string(tx.Bucket(bLinks).Get([]byte(l.Key))) != l.Expect {
+				return store.ErrConflict
+			}
+		}
+		for i, p := range t.Accounts {
+			a := *p.Account
+			a.Version = p.Expect + 1
+			v, err := json.Marshal(&a)
+			if err != nil {
+				return err
+			}
+			if err := accounts.Put([]byte(a.ID), v); err != nil {
+				return err
+			}
+			if err := reindex(tx, olds[i], &a); err != nil {
+				return err
+			}
+		}
+		for _, m := range t.Markers {
+			if err := markers.Put([]byte(m.Key), binary.BigEndian.AppendUint64(nil, uint64(m.Expires.Unix()))); err != nil {
+				return err
+			}
+		}
+		for _, l := range t.Links {
+			if err := tx.Bucket(bLinks).Put([]byte(l.Key), []byte(l.Account)); err != nil {
+				return err
+			}
+		}
+		ob := tx.Bucket(bOutbox)
+		for _, m := range t.Outbox {
+			seq, _ := ob.NextSequence()
+			v, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if err := ob.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+				return err
+			}
+		}
+		for _, h := range t.Release {
+			if err := tx.Bucket(bHeld).Delete(heldKey(h.User, h.MessageID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// indexKey orders accounts within a band by score, then id: most at risk first.
+func indexKey(a *account.Account) []byte {
+	return []byte(fmt.Sprintf("%s\x00%03d\x00%s", a.Health.Band, a.Health.Score, a.ID))
+}
+
+func reindex(tx *bbolt.Tx, old, a *account.Account) error {
+	b := tx.Bucket(bByBand)
+	if old != nil && old.Health.Band != "" {
+		if err := b.Delete(indexKey(old)); err != nil {
+			return err
+		}
+	}
+	if a.Health.Band == "" || a.MergedInto != "" {
+		return nil
+	}
+	return b.Put(indexKey(a), nil)
+}
+
+func heldKey(user, msgID string) []byte { return []byte(user + "\x00" + msgID) }
+
+// Hold implements store.Store.
+func (s *Store) Hold(ctx context.Context, h store.Held) error {
+	v, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bHeld).Put(heldKey(h.User, h.MessageID), v) })
+}
+
+// Held implements store.Store.
+func (s *Store) Held(ctx context.Context, user string) ([]store.Held, error) {
+	var out []store.Held
+	now := time.Now()
+	prefix := []byte(user + "\x00")
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bHeld).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var h store.Held
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			if h.Expires.After(now) {
+				out = append(out, h)
+			}
+		}
+		return nil
+	})
+	sortHeld(out)
+	return out, err
+}
+
+func sortHeld(hs []store.Held) {
+	sort.SliceStable(hs, func(i, j int) bool { return hs[i].At.Before(hs[j].At) })
+}
+
+// Outbox implements store.Store.
+func (s *Store) Outbox(ctx context.Context, limit int) ([]store.Message, error) {
+	var out []store.Message
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			var m store.Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Ack implements store.Store.
+func (s *Store) Ack(ctx context.Context, ids ...string) error {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bOutbox)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(want) > 0; k, v = c.Next() {
+			var m store.Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			if want[m.ID] {
+				delete(want, m.ID)
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// List implements store.Store: it walks the band index in score order.
+func (s *Store) List(ctx context.Context, q store.Query) (store.Page, error) {
+	var page store.Page
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	prefix := []byte{}
+	if q.Band != "" {
+		prefix = []byte(q.Band + "\x00")
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bByBand).Cursor()
+		k, _ := c.Seek(prefix)
+		if q.Cursor != "" {
+			k, _ = c.Seek([]byte(q.Cursor))
+			if k != nil && string(k) == q.Cursor {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			parts := bytes.SplitN(k, []byte{0}, 3)
+			a, err := getAccount(tx, string(parts[2]))
+			if err != nil {
+				return err
+			}
+			if (q.Segment != "" && a.Health.Segment != q.Segment) || (!q.IncludeChurned && a.Churned()) {
+				continue
+			}
+			if len(page.Accounts) == limit {
+				page.Next = string(indexKey(page.Accounts[limit-1]))
+				return nil
+			}
+			page.Accounts = append(page.Accounts, a)
+		}
+		return nil
+	})
+	return page, err
+}
+
+// Scan implements store.Store.
+func (s *Store) Scan(ctx context.Context, cursor string, limit int) ([]*account.Account, string, error) {
+	var out []*account.Account
+	next := ""
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bAccounts).Cursor()
+		k, v := c.First()
+		if cursor != "" {
+			k, v = c.Seek([]byte(cursor))
+			if k != nil && string(k) == cursor {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if len(out) == limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			var a account.Account
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, &a)
+		}
+		return nil
+	})
+	return out, next, err
+}

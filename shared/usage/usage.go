@@ -1,0 +1,311 @@
+// Package usage maps Segment-spec messages (track, identify, group, page, screen) to account
+// changes: activity, distinct users, key features, seats, onboarding milestones, support
+// tickets and NPS. Event names come from the scorecard, with the B2B SaaS spec as default.
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/score"
+)
+
+// Message is one Segment-spec message, with the fields this product reads.
+type Message struct {
+	Type        string         `json:"type"`
+	MessageID   ID             `json:"messageId"`
+	UserID      ID             `json:"userId"`
+	AnonymousID ID             `json:"anonymousId"`
+	GroupID     ID             `json:"groupId"`
+	Event       string         `json:"event"`
+	Name        string         `json:"name"`
+	Properties  map[string]any `json:"properties"`
+	Traits      map[string]any `json:"traits"`
+	Context     struct {
+		GroupID ID             `json:"groupId"`
+		Traits  map[string]any `json:"traits"`
+	} `json:"context"`
+	Timestamp Time `json:"timestamp"`
+	// At is the time the message is applied at: its timestamp, clamped to receipt time.
+	At time.Time `json:"-"`
+}
+
+// ID is an identifier the sender may encode as a JSON string or number.
+type ID string
+
+// UnmarshalJSON accepts a string, a number or null.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		*id = ""
+		return nil
+	}
+	if b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*id = ID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("id must be a string or number")
+	}
+	*id = ID(n.String())
+	return nil
+}
+
+// Time is an ISO-8601 timestamp as the Segment libraries write it.
+type Time struct{ time.Time }
+
+// UnmarshalJSON accepts RFC 3339 with or without fractional seconds or zone, or null.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if string(b) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("timestamp must be an ISO-8601 string")
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			t.Time = v.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("timestamp %q is not ISO-8601", s)
+}
+
+// Errors a message can be rejected with.
+var (
+	ErrNoMessageID = errors.New("messageId is required")
+	ErrNoUser      = errors.New("userId or anonymousId is required")
+	ErrNoEvent     = errors.New("track needs an event name")
+	ErrNoGroup     = errors.New("group needs a groupId")
+	ErrNoType      = errors.New("type is required")
+)
+
+// UnsupportedError reports a message type that is acknowledged but not applied (alias, or
+// a type the spec does not define).
+type UnsupportedError struct{ Type string }
+
+func (e *UnsupportedError) Error() string { return fmt.Sprintf("message type %q is not applied", e.Type) }
+
+// Split returns the messages of a body: one object, a bare JSON array (Segment Webhooks
+// batching) or {"batch":[…]} (the Segment and RudderStack libraries).
+func Split(body []byte) ([]json.RawMessage, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errors.New("empty body")
+	}
+	switch body[0] {
+	case '[':
+		var msgs []json.RawMessage
+		if err := json.Unmarshal(body, &msgs); err != nil {
+			return nil, fmt.Errorf("malformed JSON array: %w", err)
+		}
+		return msgs, nil
+	case '{':
+		var probe struct {
+			Batch *[]json.RawMessage `json:"batch"`
+		}
+		if err := json.Unmarshal(body, &probe); err != nil {
+			return nil, fmt.Errorf("malformed JSON: %w", err)
+		}
+		if probe.Batch != nil {
+			return *probe.Batch, nil
+		}
+		return []json.RawMessage{body}, nil
+	}
+	return nil, errors.New("malformed JSON: body must be an object or an array")
+}
+
+// Parse decodes and validates one message. now is the receipt time: a timestamp after it is
+// clamped to it, and a missing one takes it. Old timestamps are kept (replays, backfills).
+func Parse(raw json.RawMessage, now time.Time) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, fmt.Errorf("malformed message: %w", err)
+	}
+	m.Type = strings.ToLower(m.Type)
+	switch {
+	case m.Type == "":
+		return m, ErrNoType
+	case m.MessageID == "":
+		return m, ErrNoMessageID
+	}
+	switch m.Type {
+	case "track", "identify", "page", "screen":
+		if m.UserID == "" && m.AnonymousID == "" {
+			return m, ErrNoUser
+		}
+		if m.Type == "track" && m.Event == "" {
+			return m, ErrNoEvent
+		}
+	case "group":
+		if m.GroupID == "" {
+			return m, ErrNoGroup
+		}
+	default:
+		return m, &UnsupportedError{Type: m.Type}
+	}
+	m.At = m.Timestamp.Time
+	if m.At.IsZero() || m.At.After(now) {
+		m.At = now.UTC()
+	}
+	return m, nil
+}
+
+// User is the key of the message's user: userId, else "anon:"+anonymousId, else "".
+func (m *Message) User() string {
+	if m.UserID != "" {
+		return string(m.UserID)
+	}
+	if m.AnonymousID != "" {
+		return "anon:" + string(m.AnonymousID)
+	}
+	return ""
+}
+
+// Account returns the account the message names itself, in order: the groupId of a group
+// call, context.groupId, then the traits company.id or accountId. "" means the account must
+// come from the user's membership.
+func (m *Message) Account() string {
+	if m.Type == "group" && m.GroupID != "" {
+		return string(m.GroupID)
+	}
+	if m.Context.GroupID != "" {
+		return string(m.Context.GroupID)
+	}
+	for _, traits := range []map[string]any{m.Traits, m.Context.Traits} {
+		if company, ok := traits["company"].(map[string]any); ok {
+			if id := str(company["id"]); id != "" {
+				return id
+			}
+		}
+		if id := str(traits["accountId"]); id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// StripeCustomer returns a Stripe customer id named by a group trait, for linking.
+func (m *Message) StripeCustomer() string {
+	if m.Type != "group" {
+		return ""
+	}
+	for _, k := range []string{"stripe_customer_id", "stripeCustomerId"} {
+		if id := str(m.Traits[k]); strings.HasPrefix(id, "cus_") {
+			return id
+		}
+	}
+	return ""
+}
+
+// Apply changes account a for message m, reading event names from ev.
+func Apply(a *account.Account, m *Message, ev score.Events) {
+	switch m.Type {
+	case "identify":
+		a.Usage.Record(m.User(), m.At, false)
+		return
+	case "group":
+		if m.User() != "" {
+			a.Usage.Record(m.User(), m.At, false)
+		}
+		applyTraits(a, m.Traits)
+		return
+	case "page", "screen":
+		a.Usage.Record(m.User(), m.At, true)
+		return
+	}
+	a.Usage.Record(m.User(), m.At, true)
+	name := m.Event
+	if slices.Contains(ev.KeyFeatures, name) {
+		a.Usage.UseFeature(name, m.At)
+	}
+	if slices.Contains(ev.Onboarding, name) {
+		a.Usage.Reach(name, m.At)
+	}
+	switch {
+	case slices.Contains(ev.SeatAdded, name):
+		a.Usage.SeatChange(+1)
+	case slices.Contains(ev.SeatRemoved, name):
+		a.Usage.SeatChange(-1)
+	case slices.Contains(ev.TicketOpened, name):
+		a.Voice.TicketOpened(ticketID(m.Properties), m.At)
+	case slices.Contains(ev.TicketResolved, name):
+		a.Voice.TicketResolved(ticketID(m.Properties))
+	case slices.Contains(ev.NPS, name):
+		prop := ev.NPSProperty
+		if prop == "" {
+			prop = "score"
+		}
+		if s, ok := number(m.Properties[prop]); ok && s >= 0 && s <= 10 {
+			a.Voice.AddNPS(int(math.Round(s)), m.At)
+		}
+	}
+	if slices.Contains(ev.Invite, name) {
+		a.Usage.Invites++
+	}
+}
+
+// applyTraits keeps the group's name, purchased seats and a few scalar traits.
+func applyTraits(a *account.Account, traits map[string]any) {
+	if n := str(traits["name"]); n != "" && a.Name == "" {
+		a.Name = n
+	}
+	for _, k := range []string{"seats", "seats_purchased", "licenses"} {
+		if n, ok := number(traits[k]); ok && n > 0 {
+			a.Usage.SeatsPurchased = int64(n)
+			break
+		}
+	}
+	for _, k := range []string{"plan", "industry", "employees", "website"} {
+		if v := str(traits[k]); v != "" {
+			a.SetTrait(k, v)
+		}
+	}
+}
+
+func ticketID(p map[string]any) string {
+	for _, k := range []string{"ticket_id", "ticketId", "id"} {
+		if v := str(p[k]); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// str renders a string or number trait; other kinds give "".
+func str(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case json.Number:
+		return x.String()
+	}
+	return ""
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		return f, err == nil
+	}
+	return 0, false
+}
