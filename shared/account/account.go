@@ -73,6 +73,15 @@ func (a *Account) Merge(src *Account) {
 	a.Billing.merge(&src.Billing)
 	a.Usage.merge(&src.Usage)
 	a.Voice.merge(&src.Voice)
+	if !a.Health.Scored() {
+		a.Health = src.Health.clone()
+	}
+	if src.Risk.Open && !a.Risk.Open {
+		a.Risk.Open, a.Risk.Since, a.Risk.Kind = true, src.Risk.Since, src.Risk.Kind
+	}
+	if src.Risk.Episode > a.Risk.Episode {
+		a.Risk.Episode = src.Risk.Episode
+	}
 	if a.CreatedAt.IsZero() || (!src.CreatedAt.IsZero() && src.CreatedAt.Before(a.CreatedAt)) {
 		a.CreatedAt = src.CreatedAt
 	}

@@ -81,6 +81,9 @@ type write struct {
 	apply func(a *account.Account, fresh map[string]bool, tx *store.Tx) error
 	// always writes even when no key is fresh and health did not change.
 	always bool
+	// deferScore leaves health alone: a later write of the same request rescores, so one
+	// request's partial state never raises or clears risk.
+	deferScore bool
 }
 
 type plan struct {
@@ -177,7 +180,9 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		return out, err
 	}
 	old := a.Health
-	out.events = risk.Rescore(a, s.Scorecard, now)
+	if !w.deferScore {
+		out.events = risk.Rescore(a, s.Scorecard, now)
+	}
 	out.changed = len(fresh) > 0 || len(out.events) > 0 || len(tx.Accounts) > 0 || healthMoved(old, a.Health) || w.always
 	if !out.changed {
 		return out, nil

@@ -136,8 +136,9 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 	}
 
 	for _, acct := range order {
-		for _, part := range split(byAccount[acct]) {
-			n, dup, err := s.applyMessages(ctx, acct, part, members, stored, now)
+		parts := split(byAccount[acct])
+		for i, part := range parts {
+			n, dup, err := s.applyMessages(ctx, acct, part, members, stored, now, i < len(parts)-1)
 			res.Applied += n
 			res.Duplicate += dup
 			if err != nil {
@@ -195,13 +196,14 @@ func split(ps []*parsed) [][]*parsed {
 }
 
 // applyMessages commits one chunk of messages to account acct.
-func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, now time.Time) (applied, duplicate int, err error) {
+func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, now time.Time, deferScore bool) (applied, duplicate int, err error) {
 	keys := make([]string, len(ps))
 	for i, p := range ps {
 		keys[i] = p.key
 	}
 	out, err := s.run(ctx, write{
-		keys: keys,
+		keys:       keys,
+		deferScore: deferScore,
 		resolve: func(ctx context.Context) (plan, error) {
 			p := plan{target: acct}
 			if cus := ps[0].msg.StripeCustomer(); cus != "" {

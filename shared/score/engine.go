@@ -70,11 +70,11 @@ func Compute(a *account.Account, sc *Scorecard, now time.Time) account.Health {
 	if a.Churned() {
 		h.Band = account.BandBad
 		h.Reasons = append([]account.Reason{{Measure: "billing_status", Kind: KindVoluntary, Detail: "subscription canceled: the account has churned"}}, h.Reasons...)
-	} else if c, why := firstCondition(sc.BadWhen, a, now); c != "" {
+	} else if c, why := firstCondition(sc.BadWhen, a, sc, now); c != "" {
 		h.Band = account.BandBad
 		h.Reasons = append([]account.Reason{{Measure: "rule:" + c, Kind: conditionKind(c), Detail: why + "; band set to BAD"}}, h.Reasons...)
 	} else if h.Band == account.BandGood {
-		if c, why := firstCondition(sc.NeverGood, a, now); c != "" {
+		if c, why := firstCondition(sc.NeverGood, a, sc, now); c != "" {
 			h.Band = account.BandNormal
 			h.Reasons = append([]account.Reason{{Measure: "rule:" + c, Kind: conditionKind(c), Detail: why + "; band capped at NORMAL"}}, h.Reasons...)
 		}
@@ -102,7 +102,7 @@ func band(prev string, s int, b Bands) string {
 
 // firstCondition returns the first of the hard-rule conditions that holds, with a plain-words
 // reason.
-func firstCondition(conds []string, a *account.Account, now time.Time) (string, string) {
+func firstCondition(conds []string, a *account.Account, sc *Scorecard, now time.Time) (string, string) {
 	status := a.Billing.Status()
 	for _, c := range conds {
 		switch c {
@@ -122,6 +122,11 @@ func firstCondition(conds []string, a *account.Account, now time.Time) (string, 
 			if len(a.Billing.Uncollectible) > 0 {
 				return c, "an invoice was marked uncollectible"
 			}
+		case "inactive":
+			last := a.Usage.LastSeenAt
+			if sc.InactiveDays > 0 && !last.IsZero() && now.Sub(last) >= time.Duration(sc.InactiveDays)*24*time.Hour {
+				return c, fmt.Sprintf("no product activity for %d days (threshold %d)", int(now.Sub(last).Hours()/24), sc.InactiveDays)
+			}
 		case "open_payment_failure":
 			if _, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30)); open > 0 {
 				return c, "a failed payment is not yet recovered"
@@ -135,7 +140,7 @@ func conditionKind(c string) string {
 	if c == "cancelling" {
 		return KindVoluntary
 	}
-	if c == "incomplete" {
+	if c == "incomplete" || c == "inactive" {
 		return KindEngagement
 	}
 	return KindInvoluntary
@@ -157,7 +162,7 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		}
 		return got(linear(days, good, bad), "last active "+ago(days))
 	case "active_users":
-		if !u.HasData() {
+		if u.LastSeenAt.IsZero() {
 			return none("no product activity seen yet")
 		}
 		seats := b.Seats()
@@ -172,8 +177,11 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		return got(linear(ratio, good, bad), fmt.Sprintf("%d of %d purchased seats active in 30 days", active, seats))
 	case "feature_adoption":
 		names := sc.Events.KeyFeatures
-		if len(names) == 0 || !u.HasData() {
+		if len(names) == 0 || u.LastSeenAt.IsZero() {
 			return none("no product activity seen yet")
+		}
+		if r, young := tooNew(u, sc, now); young {
+			return r
 		}
 		var missing []string
 		for _, n := range names {
@@ -189,8 +197,11 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		return got(linear(float64(used)/float64(len(names)), good, bad), d)
 	case "onboarding":
 		names := sc.Events.Onboarding
-		if len(names) == 0 || !u.HasData() {
+		if len(names) == 0 || u.LastSeenAt.IsZero() {
 			return none("no product activity seen yet")
+		}
+		if r, young := tooNew(u, sc, now); young {
+			return r
 		}
 		var missing []string
 		for _, n := range names {
@@ -307,6 +318,16 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		return got(linear(float64(last.Score), good, bad), fmt.Sprintf("latest NPS %d (%s) on %s", last.Score, label, last.At.Format("2006-01-02")))
 	}
 	return none("unknown measure")
+}
+
+// tooNew says an account whose product use began less than NewAccountDays ago is not judged
+// on adoption yet.
+func tooNew(u *account.Usage, sc *Scorecard, now time.Time) (result, bool) {
+	age := now.Sub(u.FirstSeenAt)
+	if sc.NewAccountDays > 0 && age < time.Duration(sc.NewAccountDays)*24*time.Hour {
+		return none(fmt.Sprintf("account is %d days old; judged after %d days", int(age.Hours()/24), sc.NewAccountDays)), true
+	}
+	return result{}, false
 }
 
 // statusScore maps a billing status to points.

@@ -30,6 +30,11 @@ type Scorecard struct {
 	// BadWhen lists conditions that put the account in BAD whatever its score, so that a
 	// dunning or cancelling customer raises churn risk at once (same condition names).
 	BadWhen []string `json:"bad_when"`
+	// NewAccountDays is how long after its first product activity an account is too new to
+	// judge on feature adoption and onboarding.
+	NewAccountDays int `json:"new_account_days"`
+	// InactiveDays is the silence after which the "inactive" rule condition holds.
+	InactiveDays int `json:"inactive_days"`
 	// Events names the product events each signal is read from.
 	Events Events `json:"events"`
 }
@@ -104,7 +109,7 @@ var builtin = map[string]struct {
 	"nps":                    {KindEngagement, 9, 0},
 }
 
-var conditions = []string{"past_due", "unpaid", "cancelling", "payment_action_required", "uncollectible", "open_payment_failure", "incomplete"}
+var conditions = []string{"past_due", "unpaid", "cancelling", "payment_action_required", "uncollectible", "open_payment_failure", "incomplete", "inactive"}
 
 // Default returns the embedded scorecard.
 func Default() *Scorecard {
@@ -177,6 +182,9 @@ func (sc *Scorecard) validate() error {
 		if !slices.Contains(conditions, c) {
 			return fmt.Errorf("invalid scorecard: unknown rule condition %q (known: %v)", c, conditions)
 		}
+	}
+	if sc.NewAccountDays < 0 || sc.InactiveDays < 0 {
+		return fmt.Errorf("invalid scorecard: new_account_days and inactive_days must not be negative")
 	}
 	if len(sc.Segments) == 0 {
 		return fmt.Errorf("invalid scorecard: no segments")

@@ -98,7 +98,9 @@ var (
 // a type the spec does not define).
 type UnsupportedError struct{ Type string }
 
-func (e *UnsupportedError) Error() string { return fmt.Sprintf("message type %q is not applied", e.Type) }
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("message type %q is not applied", e.Type)
+}
 
 // Split returns the messages of a body: one object, a bare JSON array (Segment Webhooks
 // batching) or {"batch":[…]} (the Segment and RudderStack libraries).

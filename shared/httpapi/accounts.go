@@ -1,0 +1,291 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/risk"
+	"github.com/churnsignal/churnsignal/shared/store"
+	"github.com/churnsignal/churnsignal/shared/usage"
+)
+
+func splitMessages(body []byte) ([]json.RawMessage, error) {
+	raws, err := usage.Split(body)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, err.Error())
+	}
+	if len(raws) == 0 {
+		return nil, fail(http.StatusBadRequest, "no messages in body")
+	}
+	return raws, nil
+}
+
+// View is the account as GET /accounts/{id} shows it.
+type View struct {
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Email            string            `json:"email,omitempty"`
+	StripeCustomerID string            `json:"stripe_customer_id"`
+	Segment          string            `json:"segment"`
+	Churned          bool              `json:"churned"`
+	Traits           map[string]string `json:"traits,omitempty"`
+	Billing          BillingView       `json:"billing"`
+	Usage            UsageView         `json:"usage"`
+	Voice            VoiceView         `json:"voice"`
+	Health           HealthView        `json:"health"`
+	Risk             RiskView          `json:"risk"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+}
+
+// BillingView is the billing part of a View.
+type BillingView struct {
+	Status            string                 `json:"status"`
+	MRR               risk.Money             `json:"mrr"`
+	CancelAtPeriodEnd bool                   `json:"cancel_at_period_end"`
+	CancelAt          *time.Time             `json:"cancel_at"`
+	FailedPayments30d int                    `json:"failed_payments_30d"`
+	UnpaidFailures30d int                    `json:"unpaid_failures_30d"`
+	LastPaidAt        *time.Time             `json:"last_paid_at"`
+	Subscriptions     []account.Subscription `json:"subscriptions"`
+}
+
+// UsageView is the usage part of a View, with windows ending at the time of the request.
+type UsageView struct {
+	LastSeenAt     *time.Time           `json:"last_seen_at"`
+	ActiveUsers7d  int                  `json:"active_users_7d"`
+	ActiveUsers30d int                  `json:"active_users_30d"`
+	DaysActive14d  int                  `json:"days_active_14d"`
+	Events30d      int                  `json:"events_30d"`
+	EventsPrior30d int                  `json:"events_prior_30d"`
+	SeatsPurchased int64                `json:"seats_purchased"`
+	SeatsUsed      int                  `json:"seats_used"`
+	KeyFeatures    map[string]time.Time `json:"key_features_last_used"`
+	Onboarding     map[string]time.Time `json:"onboarding_milestones"`
+}
+
+// VoiceView is the voice-of-customer part of a View.
+type VoiceView struct {
+	Tickets30d  int                   `json:"tickets_30d"`
+	OpenTickets int                   `json:"open_tickets"`
+	NPS         []account.NPSResponse `json:"nps"`
+}
+
+// HealthView is the score with its explanation and history.
+type HealthView struct {
+	Score            int               `json:"score"`
+	Band             string            `json:"band"`
+	Measures         []account.Measure `json:"measures"`
+	Reasons          []account.Reason  `json:"reasons"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+	ScorecardVersion string            `json:"scorecard_version"`
+	History          []HistoryPoint    `json:"history"`
+}
+
+// HistoryPoint is the score at the end of one day.
+type HistoryPoint struct {
+	Date  string `json:"date"`
+	Score int    `json:"score"`
+	Band  string `json:"band"`
+}
+
+// RiskView is the churn-risk episode state.
+type RiskView struct {
+	AtRisk    bool       `json:"at_risk"`
+	Kind      string     `json:"kind,omitempty"`
+	Since     *time.Time `json:"since"`
+	ChurnedAt *time.Time `json:"churned_at"`
+}
+
+func ptr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// NewView renders account a as of now.
+func NewView(a *account.Account, now time.Time) View {
+	today := account.Day(now)
+	mrr, cur := a.Billing.MRR()
+	all, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30))
+	v := View{
+		ID: a.ID, Name: a.Name, Email: a.Email, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment,
+		Churned: a.Churned(), Traits: a.Traits, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		Billing: BillingView{Status: a.Billing.Status(), MRR: risk.Money{Amount: mrr, Currency: cur},
+			FailedPayments30d: all, UnpaidFailures30d: open, LastPaidAt: ptr(a.Billing.LastPaidAt),
+			Subscriptions: []account.Subscription{}},
+		Usage: UsageView{
+			LastSeenAt:    ptr(a.Usage.LastSeenAt),
+			ActiveUsers7d: a.Usage.Users.ActiveSince(today, 7), ActiveUsers30d: a.Usage.Users.ActiveSince(today, 30),
+			DaysActive14d: a.Usage.DaysActive(today, 14),
+			Events30d:     a.Usage.EventsBetween(today-29, today+1), EventsPrior30d: a.Usage.EventsBetween(today-59, today-29),
+			SeatsPurchased: a.Billing.Seats(), KeyFeatures: map[string]time.Time{}, Onboarding: map[string]time.Time{},
+		},
+		Voice: VoiceView{Tickets30d: a.Voice.TicketsSince(now.AddDate(0, 0, -30)), OpenTickets: len(a.Voice.OpenTickets), NPS: a.Voice.NPS},
+		Health: HealthView{Score: a.Health.Score, Band: a.Health.Band, Measures: a.Health.Measures, Reasons: a.Health.Reasons,
+			UpdatedAt: a.Health.UpdatedAt, ScorecardVersion: a.Health.ScorecardVersion, History: []HistoryPoint{}},
+		Risk: RiskView{AtRisk: a.Risk.Open, Kind: a.Risk.Kind, Since: ptr(a.Risk.Since), ChurnedAt: ptr(a.Risk.ChurnedAt)},
+	}
+	if !a.Risk.Open {
+		v.Risk.Since = nil
+	}
+	if s, ok := a.Billing.CancelScheduled(); ok {
+		v.Billing.CancelAtPeriodEnd = s.CancelAtPeriodEnd
+		v.Billing.CancelAt = ptr(s.CancelAt)
+		if v.Billing.CancelAt == nil {
+			v.Billing.CancelAt = ptr(s.CurrentPeriodEnd)
+		}
+	}
+	for _, s := range a.Billing.Subscriptions {
+		v.Billing.Subscriptions = append(v.Billing.Subscriptions, s)
+	}
+	sort.Slice(v.Billing.Subscriptions, func(i, j int) bool { return v.Billing.Subscriptions[i].ID < v.Billing.Subscriptions[j].ID })
+	if v.Usage.SeatsPurchased == 0 {
+		v.Usage.SeatsPurchased = a.Usage.SeatsPurchased
+	}
+	v.Usage.SeatsUsed = v.Usage.ActiveUsers30d
+	if a.Usage.SeatEvents {
+		v.Usage.SeatsUsed = a.Usage.Members
+	}
+	for n, f := range a.Usage.Features {
+		v.Usage.KeyFeatures[n] = f.Last
+	}
+	for n, t := range a.Usage.Milestones {
+		v.Usage.Onboarding[n] = t
+	}
+	if v.Voice.NPS == nil {
+		v.Voice.NPS = []account.NPSResponse{}
+	}
+	if v.Health.Measures == nil {
+		v.Health.Measures = []account.Measure{}
+	}
+	if v.Health.Reasons == nil {
+		v.Health.Reasons = []account.Reason{}
+	}
+	for _, p := range a.Health.History {
+		v.Health.History = append(v.Health.History, HistoryPoint{
+			Date: time.Unix(int64(p.Day)*86400, 0).UTC().Format("2006-01-02"), Score: p.Score, Band: p.Band})
+	}
+	return v
+}
+
+// account handles GET /accounts/{id}; a Stripe customer id finds its account too.
+func (a *api) account(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	note(r, slog.String("account", id))
+	acct, err := a.find(r, id)
+	if err != nil {
+		reply(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, NewView(acct, a.Now()))
+}
+
+func (a *api) find(r *http.Request, id string) (*account.Account, error) {
+	ctx := r.Context()
+	for hop := 0; hop < 3; hop++ {
+		acct, err := a.Store.Get(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			if linked, lerr := a.Store.Link(ctx, "stripe:"+id); lerr == nil && linked != "" && linked != id {
+				id = linked
+				continue
+			}
+			return nil, fail(http.StatusNotFound, "no account "+strconv.Quote(id))
+		}
+		if err != nil {
+			return nil, err
+		}
+		if acct.MergedInto == "" {
+			return acct, nil
+		}
+		id = acct.MergedInto
+	}
+	return nil, fail(http.StatusNotFound, "no account "+strconv.Quote(id))
+}
+
+// Summary is one row of GET /accounts.
+type Summary struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Segment   string          `json:"segment"`
+	Score     int             `json:"score"`
+	Band      string          `json:"band"`
+	Churned   bool            `json:"churned"`
+	MRR       risk.Money      `json:"mrr"`
+	TopReason *account.Reason `json:"top_reason"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// list handles GET /accounts?band=&segment=&limit=&cursor=&include_churned=.
+func (a *api) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	query := store.Query{Band: q.Get("band"), Segment: q.Get("segment"), Cursor: q.Get("cursor"), Limit: 50}
+	switch query.Band {
+	case "", account.BandGood, account.BandNormal, account.BandBad:
+	default:
+		reply(w, r, fail(http.StatusBadRequest, "band must be GOOD, NORMAL or BAD"))
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			reply(w, r, fail(http.StatusBadRequest, "limit must be 1–500"))
+			return
+		}
+		query.Limit = n
+	}
+	if c := q.Get("include_churned"); c != "" {
+		b, err := strconv.ParseBool(c)
+		if err != nil {
+			reply(w, r, fail(http.StatusBadRequest, "include_churned must be true or false"))
+			return
+		}
+		query.IncludeChurned = b
+	}
+	page, err := a.Store.List(r.Context(), query)
+	if err != nil {
+		reply(w, r, err)
+		return
+	}
+	out := struct {
+		Accounts   []Summary `json:"accounts"`
+		NextCursor string    `json:"next_cursor,omitempty"`
+	}{Accounts: []Summary{}, NextCursor: page.Next}
+	for _, acct := range page.Accounts {
+		mrr, cur := acct.Billing.MRR()
+		s := Summary{ID: acct.ID, Name: acct.Name, Segment: acct.Health.Segment, Score: acct.Health.Score, Band: acct.Health.Band,
+			Churned: acct.Churned(), MRR: risk.Money{Amount: mrr, Currency: cur}, UpdatedAt: acct.Health.UpdatedAt}
+		if len(acct.Health.Reasons) > 0 {
+			s.TopReason = &acct.Health.Reasons[0]
+		}
+		out.Accounts = append(out.Accounts, s)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// recompute handles POST /jobs/recompute?at=RFC3339.
+func (a *api) recompute(w http.ResponseWriter, r *http.Request) {
+	at := a.Now()
+	if s := r.URL.Query().Get("at"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			reply(w, r, fail(http.StatusBadRequest, "at must be an RFC 3339 time"))
+			return
+		}
+		at = t
+	}
+	res, err := a.Service.Recompute(r.Context(), at)
+	if err != nil {
+		reply(w, r, err)
+		return
+	}
+	note(r, slog.Int("scored", res.Scored), slog.Int("changed", res.Changed), slog.Int("events", res.Events))
+	writeJSON(w, http.StatusOK, res)
+}
