@@ -33,6 +33,9 @@ type Billing struct {
 	CustomerDeleted bool  `json:"customer_deleted,omitempty"`
 	// Failures are recent failed invoice payments, oldest first, capped.
 	Failures []PaymentFailure `json:"failures,omitempty"`
+	// Paid lists recently paid invoices, so a failure delivered after its invoice's payment
+	// is recorded as already recovered.
+	Paid []PaidInvoice `json:"paid,omitempty"`
 	// LastPaidAt is when an invoice was last paid.
 	LastPaidAt time.Time `json:"last_paid_at,omitzero"`
 	// ActionRequired lists invoices waiting for customer authentication (3-D Secure).
@@ -88,6 +91,12 @@ type PaymentFailure struct {
 	Final bool `json:"final,omitempty"`
 	// Recovered is set when the invoice was paid later.
 	Recovered bool `json:"recovered,omitempty"`
+}
+
+// PaidInvoice is an invoice and when it was paid.
+type PaidInvoice struct {
+	Invoice string    `json:"invoice"`
+	At      time.Time `json:"at"`
 }
 
 // MRRPoint is the account MRR from At on.
@@ -276,6 +285,11 @@ func (b *Billing) PeakMRRSince(since time.Time) int64 {
 // PaymentFailed records a failed payment of invoice at t; final means Stripe will not retry.
 func (b *Billing) PaymentFailed(invoice string, at time.Time, final bool) {
 	f := PaymentFailure{Invoice: invoice, At: at.UTC(), Final: final}
+	for _, p := range b.Paid {
+		if p.Invoice == invoice && !p.At.Before(f.At) {
+			f.Recovered = true
+		}
+	}
 	i := sort.Search(len(b.Failures), func(i int) bool { return b.Failures[i].At.After(f.At) })
 	b.Failures = append(b.Failures, PaymentFailure{})
 	copy(b.Failures[i+1:], b.Failures[i:])
@@ -294,6 +308,10 @@ func (b *Billing) InvoicePaid(invoice string, at time.Time) {
 	}
 	b.ActionRequired = remove(b.ActionRequired, invoice)
 	b.Uncollectible = remove(b.Uncollectible, invoice)
+	b.Paid = append(b.Paid, PaidInvoice{Invoice: invoice, At: at.UTC()})
+	if len(b.Paid) > MaxInvoiceIDs {
+		b.Paid = b.Paid[len(b.Paid)-MaxInvoiceIDs:]
+	}
 	if at.After(b.LastPaidAt) {
 		b.LastPaidAt = at.UTC()
 	}
@@ -335,6 +353,7 @@ func (b Billing) clone() Billing {
 		b.Subscriptions[id] = s
 	}
 	b.Failures = append([]PaymentFailure(nil), b.Failures...)
+	b.Paid = append([]PaidInvoice(nil), b.Paid...)
 	b.ActionRequired = append([]string(nil), b.ActionRequired...)
 	b.Uncollectible = append([]string(nil), b.Uncollectible...)
 	b.Refunds = append([]time.Time(nil), b.Refunds...)
@@ -355,6 +374,9 @@ func (b *Billing) merge(src *Billing) {
 	}
 	if src.CustomerAt > b.CustomerAt {
 		b.CustomerAt, b.CustomerDeleted = src.CustomerAt, src.CustomerDeleted
+	}
+	for _, p := range src.Paid {
+		b.InvoicePaid(p.Invoice, p.At)
 	}
 	for _, f := range src.Failures {
 		b.PaymentFailed(f.Invoice, f.At, f.Final)

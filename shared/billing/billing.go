@@ -79,10 +79,7 @@ func Map(e stripe.Event) (Change, error) {
 				return
 			}
 			a.Billing.CustomerAt = e.Created
-			if deleted {
-				a.Billing.CustomerDeleted = true
-				return
-			}
+			a.Billing.CustomerDeleted = deleted
 			if cu.Name != "" {
 				a.Name = cu.Name
 			}

@@ -1,0 +1,59 @@
+package bolt
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/store"
+	"github.com/churnsignal/churnsignal/shared/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := account.New("acme", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	a.Health.Band, a.Health.Score = account.BandBad, 12
+	err = s.Commit(context.Background(), store.Tx{
+		Accounts: []store.Put{{Account: a}},
+		Links:    []store.Link{{Key: "stripe:cus_1", Account: "acme"}},
+		Outbox:   []store.Message{{ID: "evt_1", Body: []byte(`{}`)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if got, err := s.Get(ctx, "acme"); err != nil || got.Version != 1 {
+		t.Errorf("account after reopen: %+v %v", got, err)
+	}
+	if l, _ := s.Link(ctx, "stripe:cus_1"); l != "acme" {
+		t.Errorf("link after reopen: %q", l)
+	}
+	if out, _ := s.Outbox(ctx, 10); len(out) != 1 {
+		t.Errorf("outbox after reopen: %+v", out)
+	}
+	if page, _ := s.List(ctx, store.Query{Band: account.BandBad}); len(page.Accounts) != 1 {
+		t.Errorf("band index after reopen: %+v", page)
+	}
+}
