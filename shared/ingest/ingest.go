@@ -232,8 +232,6 @@ func healthMoved(old, h account.Health) bool {
 
 func transient(op string, err error) error { return &Error{Op: op, Kind: KindTransient, Err: err} }
 
-func invalid(op string, err error) error { return &Error{Op: op, Kind: KindInvalid, Err: err} }
-
 // stripeLink is the link key of a Stripe customer; userLink that of a product user.
 func stripeLink(customer string) string { return "stripe:" + customer }
 func userLink(user string) string       { return "user:" + user }
