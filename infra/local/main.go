@@ -43,13 +43,18 @@ type config struct {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "churnsignal:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+// run serves until ctx ends (or, with -demo, until the demo is done), then shuts down
+// gracefully: in-flight requests finish and committed events are published. ready, when not
+// nil, is called with the listening address.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
 	fs := flag.NewFlagSet("local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
@@ -126,19 +131,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	drained := make(chan struct{})
 	go func() { drainer.Run(drainCtx, time.Second); close(drained) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("churnsignal listening", "addr", ln.Addr().String(), "data", cfg.data, "scorecard", sc.Version)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 
 	if cfg.demo {
 		err = runDemo(ctx, demoConfig{base: "http://" + ln.Addr().String(), dir: cfg.eventsDir, cfg: cfg, drainer: drainer,
 			events: demoEvents, out: stdout})
-		stop()
 	} else {
 		select {
 		case <-ctx.Done():

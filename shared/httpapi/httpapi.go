@@ -57,8 +57,13 @@ func New(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("POST /webhooks/stripe", a.stripe)
 	mux.HandleFunc("POST /webhooks/product", a.product)
-	mux.HandleFunc("POST /webhooks/product/v1/batch", a.product)
-	mux.HandleFunc("POST /webhooks/product/v1/{type}", a.product)
+	// The Segment and RudderStack server libraries post to {host}/v1/batch. Segment's resolves
+	// that path against the host (dropping any path the host has), RudderStack's appends it:
+	// serve both so either library works with nothing but its host changed.
+	for _, prefix := range []string{"/webhooks/product", ""} {
+		mux.HandleFunc("POST "+prefix+"/v1/batch", a.product)
+		mux.HandleFunc("POST "+prefix+"/v1/{type}", a.product)
+	}
 	mux.HandleFunc("GET /accounts/{id}", a.bearer(a.account))
 	mux.HandleFunc("GET /accounts", a.bearer(a.list))
 	if cfg.Jobs {

@@ -50,6 +50,14 @@ type ChargeLookup interface {
 	ChargeCustomer(ctx context.Context, chargeID string) (string, error)
 }
 
+// ChargeLookupFunc adapts a function to ChargeLookup.
+type ChargeLookupFunc func(ctx context.Context, chargeID string) (string, error)
+
+// ChargeCustomer calls f.
+func (f ChargeLookupFunc) ChargeCustomer(ctx context.Context, chargeID string) (string, error) {
+	return f(ctx, chargeID)
+}
+
 // Kind classifies errors for the HTTP edge, which maps each kind to one status code.
 type Kind int
 

@@ -35,6 +35,7 @@ func New(key, base string) *Client {
 func (c *Client) ChargeCustomer(ctx context.Context, chargeID string) (string, error) {
 	p := &stripe.ChargeParams{}
 	p.Context = ctx
+	p.AddExpand("customer") // an id either way; stripe-mock fills it only when expanded
 	ch, err := c.api.Charges.Get(chargeID, p)
 	var se *stripe.Error
 	if errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound {

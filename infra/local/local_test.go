@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// server is one run of the local server in this process.
+type server struct {
+	base   string
+	stderr *syncBuffer
+	stop   func() error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	s := &server{stderr: &syncBuffer{}}
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard, s.stderr, func(a string) { addr <- a })
+	}()
+	select {
+	case a := <-addr:
+		s.base = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, s.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start in 10s")
+	}
+	stopped := false
+	s.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func (s *server) call(t *testing.T, method, path string, body []byte, headers map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, bytes.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &m)
+	return resp.StatusCode, m
+}
+
+func (s *server) stripe(t *testing.T, secret string, body []byte) (int, map[string]any) {
+	now := time.Now()
+	sig := fmt.Sprintf("t=%d,v1=%x", now.Unix(), webhook.ComputeSignature(now, body, secret))
+	return s.call(t, http.MethodPost, "/webhooks/stripe", body, map[string]string{"Stripe-Signature": sig})
+}
+
+// freshSample reads a Stripe sample and moves its event time to now.
+func freshSample(t *testing.T, name string) []byte {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join("..", "..", "events", "stripe", "*"+name))
+	if len(m) != 1 {
+		t.Fatalf("sample %s", name)
+	}
+	raw, err := os.ReadFile(m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := shiftTimes(raw, time.Since(sampleNow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	t.Setenv("STRIPE_WEBHOOK_SECRET", "whsec_restart")
+	t.Setenv("API_TOKEN", "tok")
+	t.Setenv("PRODUCT_WEBHOOK_SECRET", "prod")
+	data := t.TempDir()
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	s := start(t, "-data", data, "-events-out", events)
+	for _, name := range []string{"globex-customer.created.json", "globex-customer.subscription.created.json",
+		"110-globex-invoice.payment_failed.json", "120-globex-customer.subscription.updated.json"} {
+		if code, m := s.stripe(t, "whsec_restart", freshSample(t, name)); code != 200 || m["status"] != "applied" {
+			t.Fatalf("%s: %d %v", name, code, m)
+		}
+	}
+	auth := map[string]string{"Authorization": "Bearer tok"}
+	_, before := s.call(t, http.MethodGet, "/accounts/globex", nil, auth)
+	if err := s.stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	lines, _ := os.ReadFile(events)
+	if !strings.Contains(string(lines), `"type":"churn_risk.raised"`) {
+		t.Fatalf("events file after shutdown: %q", lines)
+	}
+
+	s = start(t, "-data", data, "-events-out", events)
+	code, after := s.call(t, http.MethodGet, "/accounts/globex", nil, auth)
+	if code != 200 || fmt.Sprint(after["billing"]) != fmt.Sprint(before["billing"]) || fmt.Sprint(after["health"]) != fmt.Sprint(before["health"]) {
+		t.Fatalf("after restart %d:\n%v\nbefore:\n%v", code, after, before)
+	}
+	// Deduplication survives the restart too.
+	if _, m := s.stripe(t, "whsec_restart", freshSample(t, "110-globex-invoice.payment_failed.json")); m["status"] != "duplicate" {
+		t.Fatalf("redelivery after restart: %v", m)
+	}
+}
+
+func TestDevelopmentDefaultsAreLoud(t *testing.T) {
+	for _, v := range []string{"STRIPE_WEBHOOK_SECRET", "PRODUCT_WEBHOOK_SECRET", "API_TOKEN"} {
+		t.Setenv(v, "")
+	}
+	s := start(t, "-data", t.TempDir())
+	if code, _ := s.call(t, http.MethodGet, "/accounts", nil, map[string]string{"Authorization": "Bearer " + devAPIToken}); code != 200 {
+		t.Fatalf("dev API token refused: %d", code)
+	}
+	logs := s.stderr.String()
+	for _, v := range []string{"STRIPE_WEBHOOK_SECRET", "PRODUCT_WEBHOOK_SECRET", "API_TOKEN"} {
+		if !strings.Contains(logs, "DEVELOPMENT DEFAULT IN USE: "+v) {
+			t.Errorf("no warning for %s", v)
+		}
+	}
+	if strings.Contains(logs, devAPIToken) || strings.Contains(logs, devStripeSecret) {
+		t.Error("a secret appears in the log")
+	}
+}
+
+func TestBadFlagsFailToStart(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"version":"x","unknown":1}`), 0o600)
+	for name, args := range map[string][]string{
+		"missing scorecard": {"-scorecard", "/nonexistent/scorecard.json"},
+		"invalid scorecard": {"-scorecard", bad},
+		"unknown flag":      {"-nope"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := run(context.Background(), append(args, "-data", t.TempDir(), "-addr", "127.0.0.1:0"), io.Discard, io.Discard, nil)
+			if err == nil {
+				t.Fatal("started anyway")
+			}
+		})
+	}
+}
+
+// TestRealClientLibraries points @segment/analytics-node and @rudderstack/rudder-sdk-node at
+// the server, unchanged, and checks every event landed once. CI installs the libraries with
+// npm ci in infra/clients and sets CHURNSIGNAL_REQUIRE_CLIENTS=1 so this cannot be skipped there.
+func TestRealClientLibraries(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if _, statErr := os.Stat(filepath.Join("..", "clients", "node_modules")); err != nil || statErr != nil {
+		if os.Getenv("CHURNSIGNAL_REQUIRE_CLIENTS") != "" {
+			t.Fatal("node or infra/clients/node_modules missing (run npm ci in infra/clients)")
+		}
+		t.Skip("node or infra/clients/node_modules missing (run npm ci in infra/clients)")
+	}
+	t.Setenv("PRODUCT_WEBHOOK_SECRET", "write-key-123")
+	t.Setenv("API_TOKEN", "tok")
+	s := start(t, "-data", t.TempDir())
+	cmd := exec.Command(node, "libraries.mjs", s.base, "write-key-123", "25")
+	cmd.Dir = filepath.Join("..", "clients")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	auth := map[string]string{"Authorization": "Bearer tok"}
+	for id, want := range map[string]float64{"segment-co": 25, "rudder-co": 25} {
+		code, a := s.call(t, http.MethodGet, "/accounts/"+id, nil, auth)
+		if code != 200 {
+			t.Fatalf("%s: %d %v\n%s", id, code, a, s.stderr.String())
+		}
+		if got := a["usage"].(map[string]any)["events_30d"]; got != want {
+			t.Errorf("%s events_30d = %v, want %v", id, got, want)
+		}
+	}
+	// Running the libraries again sends new messageIds: they count, once each.
+	if out, err := cmd2(node, s.base).CombinedOutput(); err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	_, a := s.call(t, http.MethodGet, "/accounts/rudder-co", nil, auth)
+	if got := a["usage"].(map[string]any)["events_30d"]; got != 50.0 {
+		t.Errorf("rudder-co events_30d after a second run = %v, want 50", got)
+	}
+	if strings.Contains(s.stderr.String(), "write-key-123") {
+		t.Error("the write key appears in the log")
+	}
+}
+
+func cmd2(node, base string) *exec.Cmd {
+	c := exec.Command(node, "libraries.mjs", base, "write-key-123", "25")
+	c.Dir = filepath.Join("..", "clients")
+	return c
+}

@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/churnsignal/churnsignal/shared/billing"
+	"github.com/churnsignal/churnsignal/shared/score"
+	"github.com/churnsignal/churnsignal/shared/store"
+	"github.com/churnsignal/churnsignal/shared/store/bolt"
+)
+
+var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func newService(t *testing.T) (*Service, *bolt.Store) {
+	t.Helper()
+	st, err := bolt.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &Service{Store: st, Scorecard: score.Default()}, st
+}
+
+func change(t *testing.T, name string) billing.Change {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join("..", "..", "events", "stripe", "*"+name))
+	if len(m) != 1 {
+		t.Fatalf("sample %s", name)
+	}
+	b, _ := os.ReadFile(m[0])
+	var e stripe.Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	c, err := billing.Map(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDisputesResolveThroughTheCharge(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		lookup   ChargeLookup
+		status   string
+		disputes int
+		kind     Kind
+	}{
+		{"without an API key the dispute is acknowledged, not applied", nil, StatusIgnored, 0, -1},
+		{"the charge's customer gets the dispute", ChargeLookupFunc(func(context.Context, string) (string, error) { return "cus_P8Globex00000001", nil }), StatusApplied, 1, -1},
+		{"a charge Stripe does not know is acknowledged", ChargeLookupFunc(func(context.Context, string) (string, error) { return "", ErrChargeNotFound }), StatusIgnored, 0, -1},
+		{"an API outage is transient, so Stripe retries", ChargeLookupFunc(func(context.Context, string) (string, error) { return "", errors.New("timeout") }), "", 0, KindTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, st := newService(t)
+			svc.Charges = tt.lookup
+			if _, err := svc.Stripe(ctx, change(t, "globex-customer.created.json"), now); err != nil {
+				t.Fatal(err)
+			}
+			res, err := svc.Stripe(ctx, change(t, "globex-charge.dispute.created.json"), now)
+			var ie *Error
+			if tt.kind >= 0 {
+				if !errors.As(err, &ie) || ie.Kind != tt.kind {
+					t.Fatalf("err %v, want kind %d", err, tt.kind)
+				}
+				return
+			}
+			if err != nil || res.Status != tt.status {
+				t.Fatalf("%+v %v, want %s", res, err, tt.status)
+			}
+			a, _ := st.Get(ctx, "globex")
+			if len(a.Billing.Disputes) != tt.disputes {
+				t.Fatalf("disputes %d, want %d", len(a.Billing.Disputes), tt.disputes)
+			}
+		})
+	}
+}
+
+func TestSubscriptionBeforeCustomerEndsOnTheNamedAccount(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	for _, name := range []string{"290-hooli-customer.subscription.created.json", "300-hooli-invoice.payment_failed.json",
+		"310-hooli-customer.subscription.updated.json", "320-hooli-customer.created.json"} {
+		if _, err := svc.Stripe(ctx, change(t, name), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := st.Get(ctx, "hooli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Billing.Status() != "past_due" || len(a.Billing.Failures) != 1 || a.Name != "Hooli" || a.StripeCustomerID != "cus_P8Hooli000000001" {
+		t.Fatalf("merged account incomplete: status %s failures %d name %q", a.Billing.Status(), len(a.Billing.Failures), a.Name)
+	}
+	if !a.Risk.Open {
+		t.Error("the placeholder's open risk episode was lost in the merge")
+	}
+	out, _ := st.Outbox(ctx, 100)
+	raised := 0
+	for _, m := range out {
+		if m.Attributes["type"] == "churn_risk.raised" {
+			raised++
+		}
+	}
+	if raised != 1 {
+		t.Errorf("%d churn_risk.raised for one episode across the merge, want 1", raised)
+	}
+	tomb, _ := st.Get(ctx, "cus_P8Hooli000000001")
+	if tomb.MergedInto != "hooli" || tomb.Billing.HasSubscription() {
+		t.Fatalf("placeholder not folded: %+v", tomb)
+	}
+	// A late event for the customer lands on the named account.
+	if res, err := svc.Stripe(ctx, change(t, "350-hooli-invoice.paid.json"), now); err != nil || res.Account != "hooli" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	page, _ := st.List(ctx, store.Query{})
+	if len(page.Accounts) != 1 {
+		t.Fatalf("%d accounts listed, want 1", len(page.Accounts))
+	}
+}
+
+func TestRecomputeWritesOnlyWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t)
+	for _, name := range []string{"acme-customer.created.json", "acme-customer.subscription.created.json", "globex-customer.created.json"} {
+		svc.Stripe(ctx, change(t, name), now)
+	}
+	res, err := svc.Recompute(ctx, now)
+	if err != nil || res.Scored != 2 || res.Changed != 0 || res.Events != 0 {
+		t.Fatalf("recompute at the same time: %+v %v", res, err)
+	}
+}
