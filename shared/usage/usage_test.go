@@ -1,0 +1,170 @@
+package usage
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/score"
+)
+
+var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func TestSplitAcceptsEveryShape(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		n    int
+		bad  bool
+	}{
+		{"one message", `{"type":"track"}`, 1, false},
+		{"a bare array", ` [{"type":"track"},{"type":"identify"}]`, 2, false},
+		{"a batch envelope", `{"batch":[{"type":"track"}],"sentAt":"2026-11-20T00:00:00Z","writeKey":"k"}`, 1, false},
+		{"an empty batch", `{"batch":[]}`, 0, false},
+		{"truncated JSON", `{"batch":[`, 0, true},
+		{"a string", `"track"`, 0, true},
+		{"nothing", ``, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msgs, err := Split([]byte(tt.body))
+			if (err != nil) != tt.bad || len(msgs) != tt.n {
+				t.Fatalf("Split = %d, %v; want %d, error %v", len(msgs), err, tt.n, tt.bad)
+			}
+		})
+	}
+}
+
+func TestParseValidatesMessages(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  string
+		want error
+	}{
+		{"a complete track", `{"type":"track","messageId":"m","userId":"u","event":"Signed In"}`, nil},
+		{"a numeric userId", `{"type":"track","messageId":"m","userId":42,"event":"Signed In"}`, nil},
+		{"an anonymous page", `{"type":"page","messageId":"m","anonymousId":"a"}`, nil},
+		{"a group with its id", `{"type":"group","messageId":"m","groupId":"acme"}`, nil},
+		{"no type", `{"messageId":"m","userId":"u"}`, ErrNoType},
+		{"no messageId", `{"type":"track","userId":"u","event":"x"}`, ErrNoMessageID},
+		{"no user", `{"type":"track","messageId":"m","event":"x"}`, ErrNoUser},
+		{"a track without event", `{"type":"track","messageId":"m","userId":"u"}`, ErrNoEvent},
+		{"a group without groupId", `{"type":"group","messageId":"m","userId":"u"}`, ErrNoGroup},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(json.RawMessage(tt.msg), now)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+		})
+	}
+	var unsupported *UnsupportedError
+	if _, err := Parse(json.RawMessage(`{"type":"alias","messageId":"m","userId":"u"}`), now); !errors.As(err, &unsupported) {
+		t.Errorf("alias: %v, want UnsupportedError", err)
+	}
+	if _, err := Parse(json.RawMessage(`{"type":"track","messageId":"m","userId":"u","event":"x","timestamp":"yesterday"}`), now); err == nil {
+		t.Error("a bad timestamp was accepted")
+	}
+}
+
+func TestTimestamps(t *testing.T) {
+	for _, tt := range []struct {
+		ts   string
+		want time.Time
+	}{
+		{`"2026-11-19T10:00:00.123Z"`, time.Date(2026, 11, 19, 10, 0, 0, 123e6, time.UTC)},
+		{`"2026-11-19T10:00:00+02:00"`, time.Date(2026, 11, 19, 8, 0, 0, 0, time.UTC)},
+		{`"2027-01-01T00:00:00Z"`, now}, // the future is clamped to receipt
+		{`null`, now},                   // missing takes receipt time
+		{`"2025-01-01T00:00:00Z"`, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, // backfills are kept
+	} {
+		m, err := Parse(json.RawMessage(`{"type":"track","messageId":"m","userId":"u","event":"x","timestamp":`+tt.ts+`}`), now)
+		if err != nil || !m.At.Equal(tt.want) {
+			t.Errorf("timestamp %s: At %v, %v; want %v", tt.ts, m.At, err, tt.want)
+		}
+	}
+}
+
+func TestAccountResolutionOrder(t *testing.T) {
+	tests := []struct {
+		name, msg, want string
+	}{
+		{"groupId of a group call", `{"type":"group","groupId":"g","context":{"groupId":"c"},"traits":{"accountId":"t"}}`, "g"},
+		{"context.groupId before traits", `{"type":"track","context":{"groupId":"c","traits":{"accountId":"t"}}}`, "c"},
+		{"company.id trait", `{"type":"identify","traits":{"company":{"id":"co"},"accountId":"t"}}`, "co"},
+		{"accountId trait", `{"type":"identify","traits":{"accountId":"t"}}`, "t"},
+		{"context traits of a track", `{"type":"track","context":{"traits":{"company":{"id":9}}}}`, "9"},
+		{"nothing named", `{"type":"track","userId":"u"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m Message
+			if err := json.Unmarshal([]byte(tt.msg), &m); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Account(); got != tt.want {
+				t.Fatalf("Account() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func apply(t *testing.T, a *account.Account, msgs ...string) {
+	t.Helper()
+	for _, s := range msgs {
+		m, err := Parse(json.RawMessage(s), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Apply(a, &m, score.Default().Events)
+	}
+}
+
+func TestApplySignals(t *testing.T) {
+	a := account.New("acme", now)
+	apply(t, a,
+		`{"type":"group","messageId":"1","userId":"u1","groupId":"acme","traits":{"name":"Acme","seats":12,"plan":"pro"}}`,
+		`{"type":"track","messageId":"2","userId":"u1","event":"Report Created","timestamp":"2026-11-19T10:00:00Z"}`,
+		`{"type":"track","messageId":"3","userId":"u2","event":"Account Added User","timestamp":"2026-11-19T10:00:00Z"}`,
+		`{"type":"track","messageId":"4","userId":"u2","event":"Account Added User","timestamp":"2026-11-19T10:00:00Z"}`,
+		`{"type":"track","messageId":"5","userId":"u2","event":"Account Removed User","timestamp":"2026-11-19T10:00:00Z"}`,
+		`{"type":"track","messageId":"6","userId":"u3","event":"Ticket Created","properties":{"ticket_id":"T1"},"timestamp":"2026-11-18T10:00:00Z"}`,
+		`{"type":"track","messageId":"7","userId":"u3","event":"Ticket Created","properties":{"ticket_id":"T2"},"timestamp":"2026-11-18T11:00:00Z"}`,
+		`{"type":"track","messageId":"8","userId":"u3","event":"Ticket Resolved","properties":{"ticket_id":"T1"},"timestamp":"2026-11-19T11:00:00Z"}`,
+		`{"type":"track","messageId":"9","userId":"u3","event":"NPS Survey Submitted","properties":{"score":"6"},"timestamp":"2026-11-19T12:00:00Z"}`,
+		`{"type":"identify","messageId":"10","userId":"u4","timestamp":"2026-11-19T12:00:00Z"}`,
+		`{"type":"page","messageId":"11","anonymousId":"x","timestamp":"2026-10-01T12:00:00Z"}`,
+	)
+	today := account.Day(now)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"name from group traits", a.Name, "Acme"},
+		{"seats from group traits", a.Usage.SeatsPurchased, int64(12)},
+		{"plan trait", a.Traits["plan"], "pro"},
+		{"key feature recorded", a.Usage.Features["Report Created"].Count, 1},
+		{"onboarding milestone", a.Usage.Milestones["Report Created"].IsZero(), false},
+		{"members: two added, one removed", a.Usage.Members, 1},
+		{"tickets opened", len(a.Voice.TicketsOpened), 2},
+		{"open tickets", a.Voice.OpenTickets, []string{"T2"}},
+		{"NPS from a string property", a.Voice.NPS[0].Score, 6},
+		{"identify counts the user, not an event", a.Usage.Users.ActiveSince(today, 7), 4},
+		{"events in 30 days (tracks; identify/group do not count)", a.Usage.EventsBetween(today-29, today+1), 8},
+		{"an old page counts in the prior window", a.Usage.EventsBetween(today-59, today-29), 1},
+		{"last seen is the newest activity", a.Usage.LastSeenAt, time.Date(2026, 11, 19, 12, 0, 0, 0, time.UTC)},
+	}
+	for _, c := range checks {
+		if got, want := toJSON(c.got), toJSON(c.want); got != want {
+			t.Errorf("%s: %s, want %s", c.name, got, want)
+		}
+	}
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
