@@ -19,7 +19,7 @@ import (
 
 var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
-func newService(t *testing.T) (*Service, *bolt.Store) {
+func newService(t testing.TB) (*Service, *bolt.Store) {
 	t.Helper()
 	st, err := bolt.Open(t.TempDir())
 	if err != nil {
