@@ -198,9 +198,7 @@ func TestRealClientLibraries(t *testing.T) {
 	t.Setenv("PRODUCT_WEBHOOK_SECRET", "write-key-123")
 	t.Setenv("API_TOKEN", "tok")
 	s := start(t, "-data", t.TempDir())
-	cmd := exec.Command(node, "libraries.mjs", s.base, "write-key-123", "25")
-	cmd.Dir = filepath.Join("..", "clients")
-	out, err := cmd.CombinedOutput()
+	out, err := libraries(node, s.base).CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
@@ -215,7 +213,7 @@ func TestRealClientLibraries(t *testing.T) {
 		}
 	}
 	// Running the libraries again sends new messageIds: they count, once each.
-	if out, err := cmd2(node, s.base).CombinedOutput(); err != nil {
+	if out, err := libraries(node, s.base).CombinedOutput(); err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
 	_, a := s.call(t, http.MethodGet, "/accounts/rudder-co", nil, auth)
@@ -227,7 +225,8 @@ func TestRealClientLibraries(t *testing.T) {
 	}
 }
 
-func cmd2(node, base string) *exec.Cmd {
+// libraries runs infra/clients/libraries.mjs against base: 25 tracks through each library.
+func libraries(node, base string) *exec.Cmd {
 	c := exec.Command(node, "libraries.mjs", base, "write-key-123", "25")
 	c.Dir = filepath.Join("..", "clients")
 	return c

@@ -4,6 +4,7 @@
 package account
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -165,14 +166,7 @@ func (v *Voice) TicketsSince(t time.Time) int {
 
 // AddNPS records a survey response, keeping the newest MaxNPS in time order.
 func (v *Voice) AddNPS(score int, t time.Time) {
-	r := NPSResponse{Score: score, At: t.UTC()}
-	i := sort.Search(len(v.NPS), func(i int) bool { return v.NPS[i].At.After(r.At) })
-	v.NPS = append(v.NPS, NPSResponse{})
-	copy(v.NPS[i+1:], v.NPS[i:])
-	v.NPS[i] = r
-	if len(v.NPS) > MaxNPS {
-		v.NPS = v.NPS[len(v.NPS)-MaxNPS:]
-	}
+	v.NPS = insertSorted(v.NPS, NPSResponse{Score: score, At: t.UTC()}, func(r NPSResponse) time.Time { return r.At }, MaxNPS)
 }
 
 func (v Voice) clone() Voice {
@@ -214,15 +208,19 @@ type Risk struct {
 
 // insertTime inserts t in ascending order and keeps the newest max entries.
 func insertTime(ts []time.Time, t time.Time, max int) []time.Time {
-	t = t.UTC()
-	i := sort.Search(len(ts), func(i int) bool { return ts[i].After(t) })
-	ts = append(ts, time.Time{})
-	copy(ts[i+1:], ts[i:])
-	ts[i] = t
-	if len(ts) > max {
-		ts = ts[len(ts)-max:]
+	return insertSorted(ts, t.UTC(), func(t time.Time) time.Time { return t }, max)
+}
+
+// insertSorted inserts x into xs, kept in ascending order of at, after any entry at the same
+// time, and keeps the newest max entries.
+func insertSorted[T any](xs []T, x T, at func(T) time.Time, max int) []T {
+	t := at(x)
+	i := sort.Search(len(xs), func(i int) bool { return at(xs[i]).After(t) })
+	xs = slices.Insert(xs, i, x)
+	if len(xs) > max {
+		xs = xs[len(xs)-max:]
 	}
-	return ts
+	return xs
 }
 
 func contains(xs []string, x string) bool {

@@ -258,14 +258,7 @@ func (b *Billing) recordMRR(at time.Time) {
 	if len(b.MRRHistory) == 0 && mrr == 0 {
 		return
 	}
-	p := MRRPoint{At: at.UTC(), Amount: mrr}
-	i := sort.Search(len(b.MRRHistory), func(i int) bool { return b.MRRHistory[i].At.After(p.At) })
-	b.MRRHistory = append(b.MRRHistory, MRRPoint{})
-	copy(b.MRRHistory[i+1:], b.MRRHistory[i:])
-	b.MRRHistory[i] = p
-	if len(b.MRRHistory) > MaxMRRHistory {
-		b.MRRHistory = b.MRRHistory[len(b.MRRHistory)-MaxMRRHistory:]
-	}
+	b.MRRHistory = insertSorted(b.MRRHistory, MRRPoint{At: at.UTC(), Amount: mrr}, func(p MRRPoint) time.Time { return p.At }, MaxMRRHistory)
 }
 
 // PeakMRRSince returns the highest MRR in force at any time from since until now.
@@ -290,13 +283,7 @@ func (b *Billing) PaymentFailed(invoice string, at time.Time, final bool) {
 			f.Recovered = true
 		}
 	}
-	i := sort.Search(len(b.Failures), func(i int) bool { return b.Failures[i].At.After(f.At) })
-	b.Failures = append(b.Failures, PaymentFailure{})
-	copy(b.Failures[i+1:], b.Failures[i:])
-	b.Failures[i] = f
-	if len(b.Failures) > MaxFailures {
-		b.Failures = b.Failures[len(b.Failures)-MaxFailures:]
-	}
+	b.Failures = insertSorted(b.Failures, f, func(f PaymentFailure) time.Time { return f.At }, MaxFailures)
 }
 
 // InvoicePaid marks every failure of the invoice recovered and clears its pending actions.

@@ -36,7 +36,10 @@ func TestTransitions(t *testing.T) {
 				func(a *account.Account) time.Time { paying(a, "active", t0); return t0 },
 				func(a *account.Account) time.Time { paying(a, "past_due", t0.Add(time.Hour)); return t0.Add(time.Hour) },
 				func(a *account.Account) time.Time { return t0.Add(2 * time.Hour) }, // nothing new
-				func(a *account.Account) time.Time { paying(a, "active", t0.Add(3*time.Hour)); return t0.Add(3 * time.Hour) },
+				func(a *account.Account) time.Time {
+					paying(a, "active", t0.Add(3*time.Hour))
+					return t0.Add(3 * time.Hour)
+				},
 			},
 			want: []string{"", "churn_risk.raised/involuntary health.dropped/involuntary", "", "churn_risk.cleared/involuntary"},
 		},
@@ -57,7 +60,10 @@ func TestTransitions(t *testing.T) {
 					a.Billing.ApplySubscription(account.Subscription{ID: "sub_1", Status: "active", MRR: 10000, CancelAtPeriodEnd: true, At: t0.Add(time.Hour).Unix()})
 					return t0.Add(time.Hour)
 				},
-				func(a *account.Account) time.Time { paying(a, "active", t0.Add(2*time.Hour)); return t0.Add(2 * time.Hour) },
+				func(a *account.Account) time.Time {
+					paying(a, "active", t0.Add(2*time.Hour))
+					return t0.Add(2 * time.Hour)
+				},
 			},
 			want: []string{"", "churn_risk.raised/voluntary health.dropped/voluntary", "churn_risk.cleared/voluntary"},
 		},

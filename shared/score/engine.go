@@ -176,45 +176,15 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		ratio := float64(active) / float64(seats)
 		return got(linear(ratio, good, bad), fmt.Sprintf("%d of %d purchased seats active in 30 days", active, seats))
 	case "feature_adoption":
-		names := sc.Events.KeyFeatures
-		if len(names) == 0 || u.LastSeenAt.IsZero() {
-			return none("no product activity seen yet")
-		}
-		if r, young := tooNew(u, sc, now); young {
-			return r
-		}
-		var missing []string
-		for _, n := range names {
-			if f, ok := u.Features[n]; !ok || f.Last.Before(now.AddDate(0, 0, -30)) {
-				missing = append(missing, n)
-			}
-		}
-		used := len(names) - len(missing)
-		d := fmt.Sprintf("%d of %d key features used in 30 days", used, len(names))
-		if len(missing) > 0 {
-			d += " (unused: " + strings.Join(missing, ", ") + ")"
-		}
-		return got(linear(float64(used)/float64(len(names)), good, bad), d)
+		return coverage(sc.Events.KeyFeatures, u, sc, now, "key features used in 30 days", "unused", good, bad, func(n string) bool {
+			f, ok := u.Features[n]
+			return ok && !f.Last.Before(now.AddDate(0, 0, -30))
+		})
 	case "onboarding":
-		names := sc.Events.Onboarding
-		if len(names) == 0 || u.LastSeenAt.IsZero() {
-			return none("no product activity seen yet")
-		}
-		if r, young := tooNew(u, sc, now); young {
-			return r
-		}
-		var missing []string
-		for _, n := range names {
-			if _, ok := u.Milestones[n]; !ok {
-				missing = append(missing, n)
-			}
-		}
-		done := len(names) - len(missing)
-		d := fmt.Sprintf("%d of %d onboarding milestones reached", done, len(names))
-		if len(missing) > 0 {
-			d += " (missing: " + strings.Join(missing, ", ") + ")"
-		}
-		return got(linear(float64(done)/float64(len(names)), good, bad), d)
+		return coverage(sc.Events.Onboarding, u, sc, now, "onboarding milestones reached", "missing", good, bad, func(n string) bool {
+			_, ok := u.Milestones[n]
+			return ok
+		})
 	case "usage_trend":
 		cur := u.EventsBetween(today-29, today+1)
 		prior := u.EventsBetween(today-59, today-29)
@@ -318,6 +288,29 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		return got(linear(float64(last.Score), good, bad), fmt.Sprintf("latest NPS %d (%s) on %s", last.Score, label, last.At.Format("2006-01-02")))
 	}
 	return none("unknown measure")
+}
+
+// coverage scores the share of names that has() holds for, naming the ones it does not. An
+// account without product activity, or too new to judge, has no data.
+func coverage(names []string, u *account.Usage, sc *Scorecard, now time.Time, what, lacking string, good, bad float64, has func(string) bool) result {
+	if len(names) == 0 || u.LastSeenAt.IsZero() {
+		return none("no product activity seen yet")
+	}
+	if r, young := tooNew(u, sc, now); young {
+		return r
+	}
+	var missing []string
+	for _, n := range names {
+		if !has(n) {
+			missing = append(missing, n)
+		}
+	}
+	done := len(names) - len(missing)
+	d := fmt.Sprintf("%d of %d %s", done, len(names), what)
+	if len(missing) > 0 {
+		d += " (" + lacking + ": " + strings.Join(missing, ", ") + ")"
+	}
+	return got(linear(float64(done)/float64(len(names)), good, bad), d)
 }
 
 // tooNew says an account whose product use began less than NewAccountDays ago is not judged
