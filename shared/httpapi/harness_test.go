@@ -23,7 +23,6 @@ import (
 	"github.com/churnsignal/churnsignal/shared/publish"
 	"github.com/churnsignal/churnsignal/shared/risk"
 	"github.com/churnsignal/churnsignal/shared/score"
-	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/store/bolt"
 )
 
@@ -238,5 +237,3 @@ func path(v any, keys ...string) any {
 	}
 	return v
 }
-
-var _ = store.ErrNotFound

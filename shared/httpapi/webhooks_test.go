@@ -3,18 +3,28 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/churnsignal/churnsignal/shared/ingest"
+	"github.com/churnsignal/churnsignal/shared/score"
+	"github.com/churnsignal/churnsignal/shared/store"
+	"github.com/churnsignal/churnsignal/shared/store/bolt"
 )
 
 func TestStripeBadInputIsRejectedAndChangesNothing(t *testing.T) {
@@ -355,5 +365,57 @@ func TestFutureTimestampsAreClampedAndOldOnesKept(t *testing.T) {
 	}
 	if got := path(h.account("acme"), "usage", "events_30d"); got != 1.0 {
 		t.Fatalf("a 40-day-old message counted in the last 30 days: %v", got)
+	}
+}
+
+func TestStripeAPIVersionMismatchIsAppliedAndLoggedAsConfigurationError(t *testing.T) {
+	h := newHarness(t)
+	body := bytes.Replace(sample(t, "stripe", "acme-customer.created.json"), []byte(`"2023-10-16"`), []byte(`"2024-06-20"`), 1)
+	code, m := h.stripe(body)
+	if code != 200 || m["status"] != "applied" {
+		t.Fatalf("%d %v", code, m)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "configuration error") || !strings.Contains(logs, "2024-06-20") || !strings.Contains(logs, `"level":"ERROR"`) {
+		t.Fatalf("no configuration error in the log:\n%s", logs)
+	}
+}
+
+// failingStore fails every commit, as a store outage would.
+type failingStore struct{ *bolt.Store }
+
+func (failingStore) Commit(context.Context, store.Tx) error { return errors.New("connection reset") }
+
+func TestStoreOutageAnswers503SoTheSenderRetries(t *testing.T) {
+	st, err := bolt.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := failingStore{st}
+	srv := httptest.NewServer(New(Config{Service: &ingest.Service{Store: fs, Scorecard: score.Default()}, Store: fs,
+		StripeSecrets: []string{stripeSecret}, ProductSecret: productSecret, APIToken: apiToken, Now: func() time.Time { return sampleNow },
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
+	defer srv.Close()
+	body := sample(t, "stripe", "acme-customer.created.json")
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/stripe", bytes.NewReader(body))
+	req.Header.Set("Stripe-Signature", sign(body, sampleNow, stripeSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/webhooks/product", strings.NewReader(track("m1", "u1", "acme", sampleNow, "x")))
+	req.Header.Set("Authorization", "Bearer "+productSecret)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("product status %d, want 503", resp.StatusCode)
 	}
 }
