@@ -185,15 +185,15 @@ func TestBadFlagsFailToStart(t *testing.T) {
 }
 
 // TestRealClientLibraries points @segment/analytics-node and @rudderstack/rudder-sdk-node at
-// the server, unchanged, and checks every event landed once. CI installs the libraries with
-// npm ci in infra/clients and sets CHURNSIGNAL_REQUIRE_CLIENTS=1 so this cannot be skipped there.
+// the server, unchanged, and checks every event landed once. CI installs the libraries (npm
+// install in infra/clients) and sets CHURNSIGNAL_REQUIRE_CLIENTS=1 so this cannot be skipped there.
 func TestRealClientLibraries(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if _, statErr := os.Stat(filepath.Join("..", "clients", "node_modules")); err != nil || statErr != nil {
 		if os.Getenv("CHURNSIGNAL_REQUIRE_CLIENTS") != "" {
-			t.Fatal("node or infra/clients/node_modules missing (run npm ci in infra/clients)")
+			t.Fatal("node or infra/clients/node_modules missing (run npm install in infra/clients)")
 		}
-		t.Skip("node or infra/clients/node_modules missing (run npm ci in infra/clients)")
+		t.Skip("node or infra/clients/node_modules missing (run npm install in infra/clients)")
 	}
 	t.Setenv("PRODUCT_WEBHOOK_SECRET", "write-key-123")
 	t.Setenv("API_TOKEN", "tok")
