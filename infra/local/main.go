@@ -134,6 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	drained := make(chan struct{})
 	go func() { drainer.Run(drainCtx, time.Second); close(drained) }()
+	go purge(drainCtx, st, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("churnsignal listening", "addr", ln.Addr().String(), "data", cfg.data, "scorecard", sc.Version)
@@ -162,6 +163,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		return nil
 	}
 	return err
+}
+
+// purge deletes expired dedupe markers and held messages now and then every hour, so the data
+// file stays bounded (DynamoDB's TTL does this on AWS).
+func purge(ctx context.Context, st *bolt.Store, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := st.Purge(time.Now()); err != nil {
+			logger.Error("purge expired entries", "err", err)
+		} else if n > 0 {
+			logger.Info("purged expired entries", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // envOr reads a secret from the environment, falling back loudly to a development default.

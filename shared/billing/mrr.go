@@ -102,6 +102,9 @@ func MRR(s *stripe.Subscription, at int64) MRRResult {
 			total.SetInt64(0)
 		}
 	}
+	if s.Items != nil && s.Items.HasMore {
+		skipped = append(skipped, "items beyond the first page of the webhook payload")
+	}
 	res.Amount = roundRat(total)
 	if len(skipped) > 0 {
 		res.Note = "not included: " + strings.Join(skipped, ", ")

@@ -39,6 +39,8 @@ type Event struct {
 	Changes          []Change         `json:"changes"`
 	ScorecardVersion string           `json:"scorecard_version"`
 	SchemaVersion    string           `json:"schema_version"`
+	// MRRLost is set on account.churned: the MRR in force before the subscription ended.
+	MRRLost *Money `json:"mrr_lost,omitempty"`
 }
 
 // AccountRef identifies the account an event is about.
@@ -113,6 +115,7 @@ func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
 		a.Risk.ChurnedAt = now.UTC()
 		a.Risk.Open = false // the episode ends in churn, not in a recovery
 		emit(TypeChurned, churnKind(a), strings.Join(canceledIDs(a), ","))
+		events[len(events)-1].MRRLost = lostMRR(a)
 		return events
 	case !churned && !a.Risk.ChurnedAt.IsZero():
 		a.Risk.ChurnedAt = time.Time{} // reactivated: a new subscription started
@@ -209,6 +212,24 @@ func changes(old, h account.Health) []Change {
 func ref(a *account.Account) AccountRef {
 	mrr, cur := a.Billing.MRR()
 	return AccountRef{ID: a.ID, Name: a.Name, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment, MRR: Money{Amount: mrr, Currency: cur}}
+}
+
+// lostMRR is the last non-zero MRR the account had, in the currency of its subscriptions.
+func lostMRR(a *account.Account) *Money {
+	cur := ""
+	for _, s := range a.Billing.Subscriptions {
+		if s.Currency != "" {
+			cur = s.Currency
+			break
+		}
+	}
+	h := a.Billing.MRRHistory
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Amount > 0 {
+			return &Money{Amount: h[i].Amount, Currency: cur}
+		}
+	}
+	return &Money{Currency: cur}
 }
 
 func canceledIDs(a *account.Account) []string {

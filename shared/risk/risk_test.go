@@ -121,3 +121,18 @@ func TestHealthDroppedOncePerWindow(t *testing.T) {
 		t.Fatalf("%d health.dropped over 30 days of decline, want at least one and at most one per %d days", drops, sc.Drop.Days)
 	}
 }
+
+func TestChurnReportsTheMRRLost(t *testing.T) {
+	sc := score.Default()
+	a := account.New("acme", t0)
+	paying(a, "active", t0)
+	Rescore(a, sc, t0)
+	paying(a, "canceled", t0.Add(time.Hour))
+	es := Rescore(a, sc, t0.Add(time.Hour))
+	if len(es) != 1 || es[0].Type != TypeChurned || es[0].MRRLost == nil || es[0].MRRLost.Amount != 10000 || es[0].MRRLost.Currency != "usd" {
+		t.Fatalf("churn events %+v, want account.churned with mrr_lost 10000 usd", es)
+	}
+	if es[0].Account.MRR.Amount != 0 {
+		t.Errorf("a churned account still shows MRR %d", es[0].Account.MRR.Amount)
+	}
+}

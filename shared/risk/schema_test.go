@@ -37,7 +37,8 @@ func TestEventsMatchThePublishedSchema(t *testing.T) {
 		Account: AccountRef{ID: "acme", Name: "Acme", StripeCustomerID: "cus_1", Segment: "low-touch", MRR: Money{Amount: 100, Currency: "usd"}},
 		Health:  HealthChange{Score: 40, Band: "BAD", PreviousScore: &prev, PreviousBand: "NORMAL"},
 		Reasons: []account.Reason{{Measure: "nps", Kind: "engagement", Detail: "x", Impact: -3}},
-		Changes: []Change{{Measure: "nps", Previous: 5, Current: 2, Delta: -3}}, ScorecardVersion: "v", SchemaVersion: SchemaVersion}
+		Changes: []Change{{Measure: "nps", Previous: 5, Current: 2, Delta: -3}}, ScorecardVersion: "v", SchemaVersion: SchemaVersion,
+		MRRLost: &Money{Amount: 1, Currency: "usd"}}
 	raw, _ := json.Marshal(e)
 	var got map[string]any
 	json.Unmarshal(raw, &got)

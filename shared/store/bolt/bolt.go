@@ -191,6 +191,35 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 	})
 }
 
+// Purge deletes dedupe markers and held messages that expired before now, which DynamoDB's TTL
+// does by itself; the local server calls it periodically. It returns how many it deleted.
+func (s *Store) Purge(now time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bMarkers).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if !live(v, now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		c = tx.Bucket(bHeld).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var h store.Held
+			if err := json.Unmarshal(v, &h); err != nil || !h.Expires.After(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // indexKey orders accounts within a band by score, then id: most at risk first.
 func indexKey(a *account.Account) []byte {
 	return []byte(fmt.Sprintf("%s\x00%03d\x00%s", a.Health.Band, a.Health.Score, a.ID))

@@ -57,3 +57,29 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Errorf("band index after reopen: %+v", page)
 	}
 }
+
+func TestPurgeDropsOnlyExpiredEntries(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	err = s.Commit(ctx, store.Tx{Markers: []store.Marker{{Key: "old", Expires: now.Add(-time.Hour)}, {Key: "new", Expires: now.Add(time.Hour)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Hold(ctx, store.Held{User: "u", MessageID: "old", At: now, Expires: now.Add(-time.Minute)})
+	s.Hold(ctx, store.Held{User: "u", MessageID: "new", At: now, Expires: now.Add(time.Hour)})
+	n, err := s.Purge(now)
+	if err != nil || n != 2 {
+		t.Fatalf("purged %d, %v; want 2", n, err)
+	}
+	if seen, _ := s.Seen(ctx, []string{"new"}); !seen["new"] {
+		t.Error("a live marker was purged")
+	}
+	if h, _ := s.Held(ctx, "u"); len(h) != 1 || h[0].MessageID != "new" {
+		t.Errorf("held after purge: %+v", h)
+	}
+}
