@@ -73,6 +73,9 @@ func TestUsageStaysBoundedAndSmall(t *testing.T) {
 		t.Fatalf("unbounded: days %d users %d features %d tickets %d nps %d failures %d", len(a.Usage.Days), a.Usage.Users.Len(),
 			len(a.Usage.Features), len(a.Voice.TicketsOpened), len(a.Voice.NPS), len(a.Billing.Failures))
 	}
+	if all, _ := a.Billing.FailuresSince(t0.AddDate(0, 0, -30)); all != 200 {
+		t.Errorf("failed payments in 30 days = %d, want all 200 counted", all)
+	}
 	b, _ := json.Marshal(a)
 	if len(b) > 64<<10 {
 		t.Fatalf("a maximal account encodes to %d bytes, want under 64 KiB", len(b))

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"math"
 	"sort"
 	"time"
 )
@@ -31,8 +32,10 @@ type Billing struct {
 	// CustomerAt is the Stripe event time (unix seconds) of the customer snapshot applied last.
 	CustomerAt      int64 `json:"customer_at,omitempty"`
 	CustomerDeleted bool  `json:"customer_deleted,omitempty"`
-	// Failures are recent failed invoice payments, oldest first, capped.
-	Failures []PaymentFailure `json:"failures,omitempty"`
+	// Failures are recent failed invoice payments, oldest first, capped; FailureDays counts
+	// every failure per day, exactly, over the usage window.
+	Failures    []PaymentFailure `json:"failures,omitempty"`
+	FailureDays []DayCount       `json:"failure_days,omitempty"`
 	// Paid lists recently paid invoices, so a failure delivered after its invoice's payment
 	// is recorded as already recovered.
 	Paid []PaidInvoice `json:"paid,omitempty"`
@@ -284,6 +287,7 @@ func (b *Billing) PaymentFailed(invoice string, at time.Time, final bool) {
 		}
 	}
 	b.Failures = insertSorted(b.Failures, f, func(f PaymentFailure) time.Time { return f.At }, MaxFailures)
+	b.FailureDays = countDay(b.FailureDays, Day(f.At), 1)
 }
 
 // InvoicePaid marks every failure of the invoice recovered and clears its pending actions.
@@ -320,14 +324,13 @@ func (b *Billing) AddRefund(t time.Time) { b.Refunds = insertTime(b.Refunds, t, 
 // AddDispute records a charge dispute at t.
 func (b *Billing) AddDispute(t time.Time) { b.Disputes = insertTime(b.Disputes, t, MaxFailures) }
 
-// FailuresSince returns all failures at or after t and how many of them are not recovered.
+// FailuresSince returns how many payments failed from t's day on (exact), and how many
+// failures at or after t are not recovered (among the most recent MaxFailures).
 func (b *Billing) FailuresSince(t time.Time) (all, open int) {
+	all = sumDays(b.FailureDays, Day(t), math.MaxInt32)
 	for _, f := range b.Failures {
-		if !f.At.Before(t) {
-			all++
-			if !f.Recovered {
-				open++
-			}
+		if !f.At.Before(t) && !f.Recovered {
+			open++
 		}
 	}
 	return all, open
@@ -340,6 +343,7 @@ func (b Billing) clone() Billing {
 		b.Subscriptions[id] = s
 	}
 	b.Failures = append([]PaymentFailure(nil), b.Failures...)
+	b.FailureDays = append([]DayCount(nil), b.FailureDays...)
 	b.Paid = append([]PaidInvoice(nil), b.Paid...)
 	b.ActionRequired = append([]string(nil), b.ActionRequired...)
 	b.Uncollectible = append([]string(nil), b.Uncollectible...)
@@ -362,16 +366,20 @@ func (b *Billing) merge(src *Billing) {
 	if src.CustomerAt > b.CustomerAt {
 		b.CustomerAt, b.CustomerDeleted = src.CustomerAt, src.CustomerDeleted
 	}
-	for _, p := range src.Paid {
-		b.InvoicePaid(p.Invoice, p.At)
+	b.Paid = append(b.Paid, src.Paid...)
+	if len(b.Paid) > MaxInvoiceIDs {
+		b.Paid = b.Paid[len(b.Paid)-MaxInvoiceIDs:]
 	}
 	for _, f := range src.Failures {
-		b.PaymentFailed(f.Invoice, f.At, f.Final)
-		if f.Recovered {
-			for i := range b.Failures {
-				if b.Failures[i].Invoice == f.Invoice {
-					b.Failures[i].Recovered = true
-				}
+		b.Failures = insertSorted(b.Failures, f, func(f PaymentFailure) time.Time { return f.At }, MaxFailures)
+	}
+	for _, d := range src.FailureDays {
+		b.FailureDays = countDay(b.FailureDays, d.Day, d.Events)
+	}
+	for _, p := range b.Paid { // payments on either side recover failures on either side
+		for i := range b.Failures {
+			if b.Failures[i].Invoice == p.Invoice && !p.At.Before(b.Failures[i].At) {
+				b.Failures[i].Recovered = true
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -77,38 +78,45 @@ func (u *Usage) Record(user string, t time.Time, countEvent bool) {
 	if !countEvent {
 		return
 	}
-	newest := d
-	if n := len(u.Days); n > 0 && u.Days[n-1].Day > newest {
-		newest = u.Days[n-1].Day
-	}
-	if d <= newest-WindowDays {
-		return
-	}
-	i := sort.Search(len(u.Days), func(i int) bool { return u.Days[i].Day >= d })
-	if i < len(u.Days) && u.Days[i].Day == d {
-		u.Days[i].Events++
-	} else {
-		u.Days = append(u.Days, DayCount{})
-		copy(u.Days[i+1:], u.Days[i:])
-		u.Days[i] = DayCount{Day: d, Events: 1}
-	}
-	cut := 0
-	for cut < len(u.Days) && u.Days[cut].Day <= newest-WindowDays {
-		cut++
-	}
-	u.Days = u.Days[cut:]
+	u.Days = countDay(u.Days, d, 1)
 }
 
-// EventsBetween sums events on days in [from, to).
-func (u *Usage) EventsBetween(from, to int32) int {
+// countDay adds n to day d of an ascending ring of daily counts covering WindowDays days up to
+// the newest day seen; a day older than that window is not counted.
+func countDay(days []DayCount, d int32, n int) []DayCount {
+	newest := d
+	if k := len(days); k > 0 && days[k-1].Day > newest {
+		newest = days[k-1].Day
+	}
+	if d <= newest-WindowDays {
+		return days
+	}
+	i := sort.Search(len(days), func(i int) bool { return days[i].Day >= d })
+	if i < len(days) && days[i].Day == d {
+		days[i].Events += n
+	} else {
+		days = slices.Insert(days, i, DayCount{Day: d, Events: n})
+	}
+	cut := 0
+	for cut < len(days) && days[cut].Day <= newest-WindowDays {
+		cut++
+	}
+	return days[cut:]
+}
+
+// sumDays sums the counts of days in [from, to).
+func sumDays(days []DayCount, from, to int32) int {
 	n := 0
-	for _, d := range u.Days {
+	for _, d := range days {
 		if d.Day >= from && d.Day < to {
 			n += d.Events
 		}
 	}
 	return n
 }
+
+// EventsBetween sums events on days in [from, to).
+func (u *Usage) EventsBetween(from, to int32) int { return sumDays(u.Days, from, to) }
 
 // DaysActive counts days with events in the n days ending on today (inclusive).
 func (u *Usage) DaysActive(today int32, n int) int {
@@ -183,17 +191,7 @@ func (u *Usage) merge(src *Usage) {
 		u.LastSeenAt = src.LastSeenAt
 	}
 	for _, d := range src.Days {
-		i := sort.Search(len(u.Days), func(i int) bool { return u.Days[i].Day >= d.Day })
-		if i < len(u.Days) && u.Days[i].Day == d.Day {
-			u.Days[i].Events += d.Events
-		} else {
-			u.Days = append(u.Days, DayCount{})
-			copy(u.Days[i+1:], u.Days[i:])
-			u.Days[i] = d
-		}
-	}
-	if n := len(u.Days); n > WindowDays {
-		u.Days = u.Days[n-WindowDays:]
+		u.Days = countDay(u.Days, d.Day, d.Events)
 	}
 	for h, d := range src.Users.m {
 		u.Users.touchHash(h, d)

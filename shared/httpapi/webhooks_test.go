@@ -188,6 +188,33 @@ func TestConcurrentDeliveriesOfOneEventApplyOnce(t *testing.T) {
 	}
 }
 
+func TestHundredsOfDistinctFailuresInParallelAreEachCounted(t *testing.T) {
+	h := newHarness(t)
+	h.stripe(sample(t, "stripe", "globex-customer.created.json"))
+	base := string(sample(t, "stripe", "110-globex-invoice.payment_failed.json"))
+	const n = 150
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			body := strings.Replace(base, `"id": "evt_1`, fmt.Sprintf(`"id": "evt_%04d`, i), 1)
+			if code, m := h.stripe([]byte(body)); code != 200 || m["status"] != "applied" {
+				errs <- fmt.Sprint(code, m)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	if got := path(h.account("globex"), "billing", "failed_payments_30d"); got != float64(n) {
+		t.Fatalf("failed_payments_30d = %v, want %d", got, n)
+	}
+}
+
 func track(id, user, acct string, at time.Time, event string) string {
 	return fmt.Sprintf(`{"type":"track","messageId":%q,"userId":%q,"event":%q,"timestamp":%q,"context":{"groupId":%q},"properties":{}}`,
 		id, user, event, at.Format(time.RFC3339Nano), acct)
