@@ -4,6 +4,7 @@
 package account
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -107,8 +108,8 @@ func (a *Account) SetTrait(k, v string) {
 
 // Voice holds voice-of-customer signals: support tickets and NPS responses.
 type Voice struct {
-	// TicketsOpened are the opening times of recent tickets, newest last, capped.
-	TicketsOpened []time.Time `json:"tickets_opened,omitempty"`
+	// TicketDays counts tickets opened per day, exactly, over the usage window.
+	TicketDays []DayCount `json:"ticket_days,omitempty"`
 	// OpenTickets are ids of tickets opened and not yet resolved, capped.
 	OpenTickets []string `json:"open_tickets,omitempty"`
 	// TicketsSeen is true once any ticket event arrived, so "no tickets" is data, not absence.
@@ -125,7 +126,6 @@ type NPSResponse struct {
 
 // Caps for voice signals.
 const (
-	MaxTickets     = 50
 	MaxOpenTickets = 50
 	MaxNPS         = 20
 )
@@ -133,7 +133,7 @@ const (
 // TicketOpened records a support ticket opening at t with an optional ticket id.
 func (v *Voice) TicketOpened(id string, t time.Time) {
 	v.TicketsSeen = true
-	v.TicketsOpened = insertTime(v.TicketsOpened, t, MaxTickets)
+	v.TicketDays = countDay(v.TicketDays, Day(t), 1)
 	if id != "" && !contains(v.OpenTickets, id) {
 		v.OpenTickets = append(v.OpenTickets, id)
 		if len(v.OpenTickets) > MaxOpenTickets {
@@ -153,16 +153,8 @@ func (v *Voice) TicketResolved(id string) {
 	}
 }
 
-// TicketsSince counts tickets opened at or after t.
-func (v *Voice) TicketsSince(t time.Time) int {
-	n := 0
-	for _, o := range v.TicketsOpened {
-		if !o.Before(t) {
-			n++
-		}
-	}
-	return n
-}
+// TicketsSince counts tickets opened from t's day on.
+func (v *Voice) TicketsSince(t time.Time) int { return sumDays(v.TicketDays, Day(t), math.MaxInt32) }
 
 // AddNPS records a survey response, keeping the newest MaxNPS in time order.
 func (v *Voice) AddNPS(score int, t time.Time) {
@@ -170,15 +162,15 @@ func (v *Voice) AddNPS(score int, t time.Time) {
 }
 
 func (v Voice) clone() Voice {
-	v.TicketsOpened = append([]time.Time(nil), v.TicketsOpened...)
+	v.TicketDays = append([]DayCount(nil), v.TicketDays...)
 	v.OpenTickets = append([]string(nil), v.OpenTickets...)
 	v.NPS = append([]NPSResponse(nil), v.NPS...)
 	return v
 }
 
 func (v *Voice) merge(src *Voice) {
-	for _, t := range src.TicketsOpened {
-		v.TicketsOpened = insertTime(v.TicketsOpened, t, MaxTickets)
+	for _, d := range src.TicketDays {
+		v.TicketDays = countDay(v.TicketDays, d.Day, d.Events)
 	}
 	for _, id := range src.OpenTickets {
 		if !contains(v.OpenTickets, id) && len(v.OpenTickets) < MaxOpenTickets {

@@ -69,9 +69,12 @@ func TestUsageStaysBoundedAndSmall(t *testing.T) {
 		a.Billing.PaymentFailed(fmt.Sprintf("in_%d", i), t0, false)
 	}
 	if len(a.Usage.Days) > WindowDays || a.Usage.Users.Len() > MaxUsers || len(a.Usage.Features) > MaxFeatures ||
-		len(a.Voice.TicketsOpened) > MaxTickets || len(a.Voice.NPS) > MaxNPS || len(a.Billing.Failures) > MaxFailures {
+		len(a.Voice.TicketDays) > WindowDays || len(a.Voice.OpenTickets) > MaxOpenTickets || len(a.Voice.NPS) > MaxNPS || len(a.Billing.Failures) > MaxFailures {
 		t.Fatalf("unbounded: days %d users %d features %d tickets %d nps %d failures %d", len(a.Usage.Days), a.Usage.Users.Len(),
-			len(a.Usage.Features), len(a.Voice.TicketsOpened), len(a.Voice.NPS), len(a.Billing.Failures))
+			len(a.Usage.Features), len(a.Voice.OpenTickets), len(a.Voice.NPS), len(a.Billing.Failures))
+	}
+	if n := a.Voice.TicketsSince(t0.AddDate(0, 0, -30)); n != 200 {
+		t.Errorf("tickets in 30 days = %d, want all 200 counted", n)
 	}
 	if all, _ := a.Billing.FailuresSince(t0.AddDate(0, 0, -30)); all != 200 {
 		t.Errorf("failed payments in 30 days = %d, want all 200 counted", all)

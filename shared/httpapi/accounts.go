@@ -66,6 +66,7 @@ type UsageView struct {
 	EventsPrior30d int                  `json:"events_prior_30d"`
 	SeatsPurchased int64                `json:"seats_purchased"`
 	SeatsUsed      int                  `json:"seats_used"`
+	Invites        int                  `json:"invites"`
 	KeyFeatures    map[string]time.Time `json:"key_features_last_used"`
 	Onboarding     map[string]time.Time `json:"onboarding_milestones"`
 }
@@ -150,6 +151,7 @@ func NewView(a *account.Account, now time.Time) View {
 	if v.Usage.SeatsPurchased == 0 {
 		v.Usage.SeatsPurchased = a.Usage.SeatsPurchased
 	}
+	v.Usage.Invites = a.Usage.Invites
 	v.Usage.SeatsUsed = v.Usage.ActiveUsers30d
 	if a.Usage.SeatEvents {
 		v.Usage.SeatsUsed = a.Usage.Members

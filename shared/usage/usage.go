@@ -92,7 +92,11 @@ var (
 	ErrNoEvent     = errors.New("track needs an event name")
 	ErrNoGroup     = errors.New("group needs a groupId")
 	ErrNoType      = errors.New("type is required")
+	ErrLongID      = errors.New("messageId, userId, anonymousId and groupId must be at most 256 characters")
 )
+
+// maxID bounds identifiers, which become store keys.
+const maxID = 256
 
 // UnsupportedError reports a message type that is acknowledged but not applied (alias, or
 // a type the spec does not define).
@@ -144,6 +148,8 @@ func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 		return m, ErrNoType
 	case m.MessageID == "":
 		return m, ErrNoMessageID
+	case len(m.MessageID) > maxID || len(m.UserID) > maxID || len(m.AnonymousID) > maxID || len(m.GroupID) > maxID || len(m.Context.GroupID) > maxID:
+		return m, ErrLongID
 	}
 	switch m.Type {
 	case "track", "identify", "page", "screen":

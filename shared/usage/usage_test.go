@@ -3,6 +3,7 @@ package usage
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,7 @@ func TestParseValidatesMessages(t *testing.T) {
 		{"no user", `{"type":"track","messageId":"m","event":"x"}`, ErrNoUser},
 		{"a track without event", `{"type":"track","messageId":"m","userId":"u"}`, ErrNoEvent},
 		{"a group without groupId", `{"type":"group","messageId":"m","userId":"u"}`, ErrNoGroup},
+		{"an overlong messageId", `{"type":"track","messageId":"` + strings.Repeat("m", 300) + `","userId":"u","event":"x"}`, ErrLongID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +151,7 @@ func TestApplySignals(t *testing.T) {
 		{"key feature recorded", a.Usage.Features["Report Created"].Count, 1},
 		{"onboarding milestone", a.Usage.Milestones["Report Created"].IsZero(), false},
 		{"members: two added, one removed", a.Usage.Members, 1},
-		{"tickets opened", len(a.Voice.TicketsOpened), 2},
+		{"tickets opened", a.Voice.TicketsSince(now.AddDate(0, 0, -30)), 2},
 		{"open tickets", a.Voice.OpenTickets, []string{"T2"}},
 		{"NPS from a string property", a.Voice.NPS[0].Score, 6},
 		{"identify counts the user, not an event", a.Usage.Users.ActiveSince(today, 7), 4},
