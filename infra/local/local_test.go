@@ -184,6 +184,30 @@ func TestBadFlagsFailToStart(t *testing.T) {
 	}
 }
 
+func TestScorecardFlagChangesScoring(t *testing.T) {
+	t.Setenv("API_TOKEN", "tok")
+	t.Setenv("STRIPE_WEBHOOK_SECRET", "whsec_sc")
+	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "score", "default.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A scorecard whose high-touch segment starts above acme's 2,750.00 MRR.
+	custom := strings.Replace(strings.Replace(string(raw), `"default-2026-11"`, `"strict-1"`, 1), `"min_mrr": 250000`, `"min_mrr": 300000`, 1)
+	file := filepath.Join(t.TempDir(), "strict.json")
+	os.WriteFile(file, []byte(custom), 0o600)
+	s := start(t, "-data", t.TempDir(), "-scorecard", file)
+	for _, name := range []string{"acme-customer.created.json", "acme-customer.subscription.created.json"} {
+		if code, m := s.stripe(t, "whsec_sc", freshSample(t, name)); code != 200 {
+			t.Fatalf("%s: %d %v", name, code, m)
+		}
+	}
+	_, a := s.call(t, http.MethodGet, "/accounts/acme", nil, map[string]string{"Authorization": "Bearer tok"})
+	h := a["health"].(map[string]any)
+	if h["scorecard_version"] != "strict-1" || a["segment"] != "low-touch" {
+		t.Fatalf("segment %v, health %v; want low-touch by scorecard strict-1", a["segment"], h)
+	}
+}
+
 // TestRealClientLibraries points @segment/analytics-node and @rudderstack/rudder-sdk-node at
 // the server, unchanged, and checks every event landed once. CI installs the libraries (npm
 // install in infra/clients) and sets CHURNSIGNAL_REQUIRE_CLIENTS=1 so this cannot be skipped there.

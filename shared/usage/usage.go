@@ -34,6 +34,9 @@ type Message struct {
 		Traits  map[string]any `json:"traits"`
 	} `json:"context"`
 	Timestamp Time `json:"timestamp"`
+	// OriginalTimestamp and SentAt are the device's clock; used when timestamp is absent.
+	OriginalTimestamp Time `json:"originalTimestamp"`
+	SentAt            Time `json:"sentAt"`
 	// At is the time the message is applied at: its timestamp, clamped to receipt time.
 	At time.Time `json:"-"`
 }
@@ -136,7 +139,8 @@ func Split(body []byte) ([]json.RawMessage, error) {
 }
 
 // Parse decodes and validates one message. now is the receipt time: a timestamp after it is
-// clamped to it, and a missing one takes it. Old timestamps are kept (replays, backfills).
+// clamped to it, and a missing one is derived from originalTimestamp corrected by the
+// device's clock skew (now - sentAt), else takes now. Old timestamps are kept (backfills).
 func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 	var m Message
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -167,6 +171,13 @@ func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 		return m, &UnsupportedError{Type: m.Type}
 	}
 	m.At = m.Timestamp.Time
+	if m.At.IsZero() && !m.OriginalTimestamp.IsZero() {
+		// Segment's clock-skew correction: the device's clock is off by sentAt - receipt.
+		m.At = m.OriginalTimestamp.Time
+		if !m.SentAt.IsZero() {
+			m.At = m.At.Add(now.Sub(m.SentAt.Time))
+		}
+	}
 	if m.At.IsZero() || m.At.After(now) {
 		m.At = now.UTC()
 	}

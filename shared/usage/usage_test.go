@@ -88,6 +88,36 @@ func TestTimestamps(t *testing.T) {
 			t.Errorf("timestamp %s: At %v, %v; want %v", tt.ts, m.At, err, tt.want)
 		}
 	}
+	// A device whose clock runs 2 hours fast: sentAt says 14:00 when the server says 12:00.
+	m, err := Parse(json.RawMessage(`{"type":"track","messageId":"m","userId":"u","event":"x",
+		"originalTimestamp":"2026-11-20T13:30:00Z","sentAt":"2026-11-20T14:00:00Z"}`), now)
+	if want := now.Add(-30 * time.Minute); err != nil || !m.At.Equal(want) {
+		t.Errorf("skew-corrected At = %v, %v; want %v", m.At, err, want)
+	}
+}
+
+func FuzzParseNeverPanics(f *testing.F) {
+	f.Add([]byte(`{"batch":[{"type":"track","messageId":"m","userId":"u","event":"x"}]}`))
+	f.Add([]byte(`[{"type":"group","messageId":"m","groupId":1,"traits":{"company":{"id":[1]}}}]`))
+	f.Add([]byte(`{"type":"identify","messageId":"m","userId":"u","timestamp":"2026-13-45"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		raws, err := Split(body)
+		if err != nil {
+			return
+		}
+		for _, raw := range raws {
+			m, err := Parse(raw, now)
+			if err != nil {
+				continue
+			}
+			if m.At.After(now) {
+				t.Fatalf("At %v after receipt", m.At)
+			}
+			m.Account()
+			m.StripeCustomer()
+			Apply(account.New("a", now), &m, score.Default().Events)
+		}
+	})
 }
 
 func TestAccountResolutionOrder(t *testing.T) {
