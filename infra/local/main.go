@@ -130,7 +130,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	drained := make(chan struct{})
 	go func() { drainer.Run(drainCtx, time.Second); close(drained) }()

@@ -82,8 +82,6 @@ func status(err error) int {
 		return he.code
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge
-	case errors.As(err, &ie) && ie.Kind == ingest.KindInvalid:
-		return http.StatusBadRequest
 	case errors.As(err, &ie) && ie.Kind == ingest.KindTransient:
 		return http.StatusServiceUnavailable
 	}

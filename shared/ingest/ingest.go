@@ -64,7 +64,6 @@ type Kind int
 // Error kinds.
 const (
 	KindInternal  Kind = iota // a bug or an unexpected failure: 500
-	KindInvalid               // input that will never be valid: 400
 	KindTransient             // try again later: 503
 )
 

@@ -122,6 +122,3 @@ type Page struct {
 func (tx *Tx) Size() int {
 	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release)
 }
-
-// Empty reports whether the Tx writes nothing.
-func (tx *Tx) Empty() bool { return tx.Size() == 0 }
