@@ -217,6 +217,18 @@ func (h *harness) send(file string) (int, map[string]any) {
 	return h.product(b)
 }
 
+// sendCustomer delivers, in order, every sample whose file name names customer.
+func (h *harness) sendCustomer(customer string) {
+	h.t.Helper()
+	for _, f := range samples(h.t) {
+		if strings.Contains(filepath.Base(f), "-"+customer+"-") {
+			if code, m := h.send(f); code != 200 {
+				h.t.Fatalf("%s: %d %v", f, code, m)
+			}
+		}
+	}
+}
+
 func (h *harness) account(id string) map[string]any {
 	h.t.Helper()
 	code, m := h.get("/accounts/" + id)
