@@ -134,9 +134,12 @@ func (s *Service) run(ctx context.Context, w write, now time.Time) (outcome, err
 
 func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome, error) {
 	var out outcome
-	seen, err := s.Store.Seen(ctx, w.keys)
-	if err != nil {
-		return out, transient("dedupe lookup", err)
+	seen := map[string]bool{}
+	if len(w.keys) > 0 {
+		var err error
+		if seen, err = s.Store.Seen(ctx, w.keys); err != nil {
+			return out, transient("dedupe lookup", err)
+		}
 	}
 	fresh := map[string]bool{}
 	for _, k := range w.keys {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
+	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/billing"
 	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
@@ -139,5 +140,32 @@ func TestRecomputeWritesOnlyWhatChanged(t *testing.T) {
 	res, err := svc.Recompute(ctx, now)
 	if err != nil || res.Scored != 2 || res.Changed != 0 || res.Events != 0 {
 		t.Fatalf("recompute at the same time: %+v %v", res, err)
+	}
+}
+
+// countingStore counts account reads, to show recompute reads unchanged accounts once.
+type countingStore struct {
+	*bolt.Store
+	gets int
+}
+
+func (c *countingStore) Get(ctx context.Context, id string) (*account.Account, error) {
+	c.gets++
+	return c.Store.Get(ctx, id)
+}
+
+func TestRecomputeReadsUnchangedAccountsOnlyInTheScan(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	for _, name := range []string{"acme-customer.created.json", "acme-customer.subscription.created.json", "globex-customer.created.json"} {
+		svc.Stripe(ctx, change(t, name), now)
+	}
+	cs := &countingStore{Store: st}
+	svc.Store = cs
+	if res, err := svc.Recompute(ctx, now); err != nil || res.Changed != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if cs.gets != 0 {
+		t.Fatalf("%d extra account reads for a recompute that changed nothing, want 0", cs.gets)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/risk"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
 
@@ -31,6 +32,14 @@ func (s *Service) Recompute(ctx context.Context, at time.Time) (RecomputeResult,
 			if a.MergedInto != "" {
 				continue
 			}
+			res.Scored++
+			// Score the scanned copy first: most accounts do not change, and those cost only the
+			// scan's read. The write below re-reads and re-scores under its version condition.
+			probe := a.Clone()
+			old := probe.Health
+			if events := risk.Rescore(probe, s.Scorecard, at); len(events) == 0 && !healthMoved(old, probe.Health) {
+				continue
+			}
 			id := a.ID
 			out, err := s.run(ctx, write{
 				resolve: func(context.Context) (plan, error) { return plan{target: id}, nil },
@@ -39,7 +48,6 @@ func (s *Service) Recompute(ctx context.Context, at time.Time) (RecomputeResult,
 			if err != nil {
 				return res, err
 			}
-			res.Scored++
 			if out.changed {
 				res.Changed++
 			}
