@@ -127,10 +127,10 @@ func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
 	if h.Band == account.BandBad && !a.Risk.Open {
 		a.Risk.Open, a.Risk.Episode, a.Risk.Since = true, a.Risk.Episode+1, now.UTC()
 		a.Risk.Kind = riskKind(a, h)
-		emit(TypeRaised, a.Risk.Kind, itoa(a.Risk.Episode))
+		emit(TypeRaised, a.Risk.Kind, strconv.Itoa(a.Risk.Episode))
 	} else if h.Band != account.BandBad && a.Risk.Open {
 		a.Risk.Open = false
-		emit(TypeCleared, a.Risk.Kind, itoa(a.Risk.Episode))
+		emit(TypeCleared, a.Risk.Kind, strconv.Itoa(a.Risk.Episode))
 	}
 
 	if old.Scored() && (a.Risk.LastDrop.IsZero() || now.Sub(a.Risk.LastDrop) >= time.Duration(sc.Drop.Days)*24*time.Hour) {
@@ -140,7 +140,7 @@ func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
 		}
 		if peak-h.Score >= sc.Drop.Points {
 			a.Risk.LastDrop = now.UTC()
-			emit(TypeDropped, dropKind(old, h), itoa(int(today)))
+			emit(TypeDropped, dropKind(old, h), strconv.Itoa(int(today)))
 		}
 	}
 	return events
@@ -205,7 +205,7 @@ func changes(old, h account.Health) []Change {
 			out = append(out, Change{Measure: m.Name, Previous: p, Current: m.Contribution, Delta: d})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return abs(out[i].Delta) > abs(out[j].Delta) })
+	sort.SliceStable(out, func(i, j int) bool { return math.Abs(out[i].Delta) > math.Abs(out[j].Delta) })
 	return out
 }
 
@@ -214,13 +214,13 @@ func ref(a *account.Account) AccountRef {
 	return AccountRef{ID: a.ID, Name: a.Name, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment, MRR: Money{Amount: mrr, Currency: cur}}
 }
 
-// lostMRR is the last non-zero MRR the account had, in the currency of its subscriptions.
+// lostMRR is the last non-zero MRR the account had, in the currency of its most recently
+// changed subscription (ties broken by id, so a replay renders the same event).
 func lostMRR(a *account.Account) *Money {
-	cur := ""
+	cur, last := "", account.Subscription{}
 	for _, s := range a.Billing.Subscriptions {
-		if s.Currency != "" {
-			cur = s.Currency
-			break
+		if s.Currency != "" && (cur == "" || s.At > last.At || (s.At == last.At && s.ID > last.ID)) {
+			cur, last = s.Currency, s
 		}
 	}
 	h := a.Billing.MRRHistory
@@ -250,7 +250,3 @@ func eventID(accountID, typ, part string) string {
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
-
-func abs(x float64) float64 { return math.Abs(x) }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -136,3 +136,19 @@ func TestChurnReportsTheMRRLost(t *testing.T) {
 		t.Errorf("a churned account still shows MRR %d", es[0].Account.MRR.Amount)
 	}
 }
+
+func TestChurnCurrencyIsDeterministic(t *testing.T) {
+	sc := score.Default()
+	for i := 0; i < 20; i++ {
+		a := account.New("acme", t0)
+		a.Billing.ApplySubscription(account.Subscription{ID: "sub_a", Status: "active", Currency: "eur", MRR: 500, At: t0.Unix()})
+		a.Billing.ApplySubscription(account.Subscription{ID: "sub_b", Status: "active", Currency: "usd", MRR: 700, At: t0.Unix() + 10})
+		Rescore(a, sc, t0)
+		a.Billing.ApplySubscription(account.Subscription{ID: "sub_a", Status: "canceled", Currency: "eur", At: t0.Unix() + 20})
+		a.Billing.ApplySubscription(account.Subscription{ID: "sub_b", Status: "canceled", Currency: "usd", At: t0.Unix() + 30})
+		es := Rescore(a, sc, t0.Add(time.Hour))
+		if len(es) != 1 || es[0].MRRLost.Currency != "usd" {
+			t.Fatalf("run %d: mrr_lost %+v, want the currency of the latest subscription (usd)", i, es[0].MRRLost)
+		}
+	}
+}
