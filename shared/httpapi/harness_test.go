@@ -217,6 +217,30 @@ func (h *harness) send(file string) (int, map[string]any) {
 	return h.product(b)
 }
 
+// parallel runs f(0) … f(n-1) at once and fails the test with every error they return.
+func parallel(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := f(i); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
 // sendCustomer delivers, in order, every sample whose file name names customer.
 func (h *harness) sendCustomer(customer string) {
 	h.t.Helper()

@@ -162,20 +162,15 @@ func TestConcurrentDeliveriesOfOneEventApplyOnce(t *testing.T) {
 	h := newHarness(t)
 	h.stripe(sample(t, "stripe", "globex-customer.created.json"))
 	body := sample(t, "stripe", "110-globex-invoice.payment_failed.json")
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[string]int{}
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, m := h.stripe(body)
-			mu.Lock()
-			statuses[fmt.Sprintf("%d %v", code, m["status"])]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	parallel(t, 50, func(int) error {
+		code, m := h.stripe(body)
+		mu.Lock()
+		statuses[fmt.Sprintf("%d %v", code, m["status"])]++
+		mu.Unlock()
+		return nil
+	})
 	if statuses["200 applied"] != 1 || statuses["200 duplicate"] != 49 {
 		t.Fatalf("statuses %v, want 1 applied and 49 duplicate", statuses)
 	}
@@ -189,23 +184,13 @@ func TestHundredsOfDistinctFailuresInParallelAreEachCounted(t *testing.T) {
 	h.stripe(sample(t, "stripe", "globex-customer.created.json"))
 	base := string(sample(t, "stripe", "110-globex-invoice.payment_failed.json"))
 	const n = 150
-	var wg sync.WaitGroup
-	errs := make(chan string, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			body := strings.Replace(base, `"id": "evt_1`, fmt.Sprintf(`"id": "evt_%04d`, i), 1)
-			if code, m := h.stripe([]byte(body)); code != 200 || m["status"] != "applied" {
-				errs <- fmt.Sprint(code, m)
-			}
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Fatal(e)
-	}
+	parallel(t, n, func(i int) error {
+		body := strings.Replace(base, `"id": "evt_1`, fmt.Sprintf(`"id": "evt_%04d`, i), 1)
+		if code, m := h.stripe([]byte(body)); code != 200 || m["status"] != "applied" {
+			return fmt.Errorf("event %d: %d %v", i, code, m)
+		}
+		return nil
+	})
 	if got := path(h.account("globex"), "billing", "failed_payments_30d"); got != float64(n) {
 		t.Fatalf("failed_payments_30d = %v, want %d", got, n)
 	}
@@ -219,25 +204,14 @@ func track(id, user, acct string, at time.Time, event string) string {
 func TestHundredsOfParallelProductMessagesOnOneAccountCountOnce(t *testing.T) {
 	h := newHarness(t)
 	const n = 300
-	var wg sync.WaitGroup
-	errs := make(chan string, 2*n)
-	for i := 0; i < n; i++ {
-		for copy := 0; copy < 2; copy++ { // every message is delivered twice
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				body := track(fmt.Sprintf("m-%d", i), fmt.Sprintf("u%d", i%40), "hotco", sampleNow.Add(-time.Duration(i)*time.Minute), "Report Created")
-				if code, m := h.product([]byte(body)); code != 200 {
-					errs <- fmt.Sprint(code, m)
-				}
-			}(i)
+	parallel(t, 2*n, func(j int) error { // every message is delivered twice
+		i := j % n
+		body := track(fmt.Sprintf("m-%d", i), fmt.Sprintf("u%d", i%40), "hotco", sampleNow.Add(-time.Duration(i)*time.Minute), "Report Created")
+		if code, m := h.product([]byte(body)); code != 200 {
+			return fmt.Errorf("message %d: %d %v", i, code, m)
 		}
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Fatal(e)
-	}
+		return nil
+	})
 	a := h.account("hotco")
 	if got := path(a, "usage", "events_30d"); got != float64(n) {
 		t.Fatalf("events_30d = %v, want %d", got, n)
@@ -319,6 +293,7 @@ func TestProductBodies(t *testing.T) {
 		{"a gzip batch", gz([]byte(`{"batch":[` + m1 + `]}`)), true, 200, 1, 0},
 		{"valid and invalid together", []byte("[" + m1 + "," + bad + "]"), false, 200, 1, 1},
 		{"nothing valid", []byte("[" + bad + "]"), false, 400, 0, 1},
+		{"only an alias: acknowledged, not an error", []byte(`{"type":"alias","messageId":"a1","userId":"u1","previousId":"anon"}`), false, 200, 0, 0},
 		{"malformed JSON", []byte(`{"batch":[`), false, 400, 0, 0},
 		{"an empty batch", []byte(`{"batch":[]}`), false, 400, 0, 0},
 		{"a gzip body inflating past the cap", bomb, true, 413, 0, 0},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -167,5 +168,24 @@ func TestRecomputeReadsUnchangedAccountsOnlyInTheScan(t *testing.T) {
 	}
 	if cs.gets != 0 {
 		t.Fatalf("%d extra account reads for a recompute that changed nothing, want 0", cs.gets)
+	}
+}
+
+func TestHeldMessagesAreBoundedPerUser(t *testing.T) {
+	ctx := context.Background()
+	svc, st := newService(t)
+	var batch []json.RawMessage
+	for i := 0; i < MaxHeldPerUser+5; i++ {
+		batch = append(batch, json.RawMessage(fmt.Sprintf(`{"type":"track","messageId":"h%d","userId":"drifter","event":"Signed In","timestamp":"2026-11-20T10:00:00Z"}`, i)))
+	}
+	res, err := svc.Product(ctx, batch, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Held != MaxHeldPerUser || res.Rejected != 5 || len(res.Errors) != 5 {
+		t.Fatalf("held %d rejected %d errors %d, want %d, 5, 5", res.Held, res.Rejected, len(res.Errors), MaxHeldPerUser)
+	}
+	if held, _ := st.Held(ctx, "drifter"); len(held) != MaxHeldPerUser {
+		t.Fatalf("%d messages held, want %d", len(held), MaxHeldPerUser)
 	}
 }
