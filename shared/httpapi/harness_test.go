@@ -49,11 +49,12 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir())
+	h := &harness{t: t, out: &bytes.Buffer{}, logs: &bytes.Buffer{}, now: sampleNow}
+	st, err := bolt.Open(t.TempDir(), bolt.WithClock(h.clock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, st: st, out: &bytes.Buffer{}, logs: &bytes.Buffer{}, now: sampleNow}
+	h.st = st
 	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: h.logs}, nil))
 	h.drainer = &publish.Drainer{Outbox: st, Publisher: publish.NewLines(h.out)}
 	svc := &ingest.Service{Store: st, Scorecard: score.Default(), Log: logger}

@@ -23,7 +23,7 @@ var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
 func newService(t testing.TB) (*Service, *bolt.Store) {
 	t.Helper()
-	st, err := bolt.Open(t.TempDir())
+	st, err := bolt.Open(t.TempDir(), bolt.WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
 	}

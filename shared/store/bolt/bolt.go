@@ -31,12 +31,22 @@ var (
 // Store is a store.Store in one bbolt file.
 type Store struct {
 	db *bbolt.DB
+	// now is the clock expiry is judged by (dedupe markers, held messages), as DynamoDB's TTL
+	// would: an item past its expiry counts as absent even before it is deleted.
+	now func() time.Time
 }
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithClock makes the store judge expiry by now instead of the wall clock, so a simulation or a
+// test with a fixed clock sees the same markers and held messages as production would.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database file churnsignal.db in dir.
-func Open(dir string) (*Store, error) {
+func Open(dir string, opts ...Option) (*Store, error) {
 	db, err := bbolt.Open(filepath.Join(dir, "churnsignal.db"), 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
@@ -53,7 +63,11 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt: init: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Close closes the database file.
@@ -85,7 +99,7 @@ func getAccount(tx *bbolt.Tx, id string) (*account.Account, error) {
 // Seen implements store.Store.
 func (s *Store) Seen(ctx context.Context, keys []string) (map[string]bool, error) {
 	seen := map[string]bool{}
-	now := time.Now()
+	now := s.now()
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bMarkers)
 		for _, k := range keys {
@@ -119,7 +133,7 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 	if t.Size() > store.MaxTxItems {
 		return store.ErrTooLarge
 	}
-	now := time.Now()
+	now := s.now()
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		accounts, markers := tx.Bucket(bAccounts), tx.Bucket(bMarkers)
 		olds := make([]*account.Account, len(t.Accounts))
@@ -252,7 +266,7 @@ func (s *Store) Hold(ctx context.Context, h store.Held) error {
 // Held implements store.Store.
 func (s *Store) Held(ctx context.Context, user string) ([]store.Held, error) {
 	var out []store.Held
-	now := time.Now()
+	now := s.now()
 	prefix := []byte(user + "\x00")
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bHeld).Cursor()

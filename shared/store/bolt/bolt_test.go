@@ -83,3 +83,29 @@ func TestPurgeDropsOnlyExpiredEntries(t *testing.T) {
 		t.Errorf("held after purge: %+v", h)
 	}
 }
+
+func TestExpiryFollowsTheInjectedClockNotTheWallClock(t *testing.T) {
+	clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(t.TempDir(), WithClock(func() time.Time { return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	// Both expire in 2029 by the store's clock; by the wall clock they are still live.
+	if err := s.Commit(ctx, store.Tx{Markers: []store.Marker{{Key: "msg:a", Expires: clock.Add(-time.Hour)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Hold(ctx, store.Held{User: "u", MessageID: "m", Body: []byte(`{}`), At: clock.Add(-8 * 24 * time.Hour), Expires: clock.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if seen, err := s.Seen(ctx, []string{"msg:a"}); err != nil || seen["msg:a"] {
+		t.Errorf("Seen(expired by the store's clock) = %v, %v; want not seen", seen, err)
+	}
+	if hs, err := s.Held(ctx, "u"); err != nil || len(hs) != 0 {
+		t.Errorf("Held(expired by the store's clock) = %d messages, %v; want none", len(hs), err)
+	}
+	if err := s.Commit(ctx, store.Tx{Markers: []store.Marker{{Key: "msg:a", Expires: clock.Add(time.Hour)}}}); err != nil {
+		t.Errorf("re-marking an expired marker: %v", err)
+	}
+}
