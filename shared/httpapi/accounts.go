@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
@@ -190,19 +191,26 @@ func (a *api) account(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, NewView(acct, a.Now()))
 }
 
+// find loads account id, following merges. A Stripe customer id answers the account its link
+// points to, which is where the customer's next billing event lands.
 func (a *api) find(r *http.Request, id string) (*account.Account, error) {
 	ctx := r.Context()
+	if strings.HasPrefix(id, "cus_") {
+		links, err := a.Store.Links(ctx, []string{"stripe:" + id})
+		if err != nil {
+			return nil, readErr("link lookup", err)
+		}
+		if t, ok := links["stripe:"+id]; ok && t.Account != "" {
+			id = t.Account
+		}
+	}
 	for hop := 0; hop < 3; hop++ {
 		acct, err := a.Store.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			if linked, lerr := a.Store.Link(ctx, "stripe:"+id); lerr == nil && linked != "" && linked != id {
-				id = linked
-				continue
-			}
 			return nil, fail(http.StatusNotFound, "no account "+strconv.Quote(id))
 		}
 		if err != nil {
-			return nil, err
+			return nil, readErr("load account", err)
 		}
 		if acct.MergedInto == "" {
 			return acct, nil
@@ -253,7 +261,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := a.Store.List(r.Context(), query)
 	if err != nil {
-		reply(w, r, err)
+		reply(w, r, readErr("list accounts", err))
 		return
 	}
 	out := struct {

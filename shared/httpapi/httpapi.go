@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/ingest"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
@@ -74,7 +75,6 @@ func New(cfg Config) http.Handler {
 
 // Status codes by error kind: the only place they are chosen.
 func status(err error) int {
-	var ie *ingest.Error
 	var mb *http.MaxBytesError
 	var he *httpError
 	switch {
@@ -82,10 +82,30 @@ func status(err error) int {
 		return he.code
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge
-	case errors.As(err, &ie) && ie.Kind == ingest.KindTransient:
+	}
+	switch fault.KindOf(err) {
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.Unauthorized:
+		return http.StatusUnauthorized
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Permanent:
+		// The write can never succeed (over DynamoDB's limits): retrying would not help.
+		return http.StatusUnprocessableEntity
+	case fault.Transient, fault.Conflict:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// readErr classifies a failure of a read the handler made itself: a missing item is a 404,
+// anything the store did not classify (a timeout, an unreachable store) is transient.
+func readErr(op string, err error) error {
+	if fault.KindOf(err) != fault.Other {
+		return fault.E(op, fault.Other, err)
+	}
+	return fault.E(op, fault.Transient, err)
 }
 
 // httpError is an error whose status the handler knows.
@@ -110,6 +130,8 @@ func reply(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "internal error"
 	case http.StatusServiceUnavailable:
 		msg = "temporarily unavailable; retry"
+	case http.StatusUnprocessableEntity:
+		msg = "the change cannot be stored (over the store's size limits); it will not succeed on retry"
 	}
 	note(r, slog.String("outcome", "error"), slog.String("err", err.Error()))
 	if code == http.StatusUnauthorized {

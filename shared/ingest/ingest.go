@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/risk"
 	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
@@ -58,29 +59,13 @@ func (f ChargeLookupFunc) ChargeCustomer(ctx context.Context, chargeID string) (
 	return f(ctx, chargeID)
 }
 
-// Kind classifies errors for the HTTP edge, which maps each kind to one status code.
-type Kind int
-
-// Error kinds.
-const (
-	KindInternal  Kind = iota // a bug or an unexpected failure: 500
-	KindTransient             // try again later: 503
-)
-
-// Error carries the operation, its kind and the cause.
-type Error struct {
-	Op   string
-	Kind Kind
-	Err  error
-}
-
-func (e *Error) Error() string { return e.Op + ": " + e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
 // write is one atomic, retried read-modify-write of an account.
 type write struct {
 	// keys are the dedupe keys of the deliveries this write applies.
 	keys []string
+	// seen, when set, is a dedupe lookup of keys the caller made already; the first attempt
+	// uses it instead of reading again, a retry after a conflict reads afresh.
+	seen map[string]bool
 	// resolve names the target account and what else the write links or folds in. It runs on
 	// every attempt, so it sees links committed by a concurrent writer.
 	resolve func(ctx context.Context) (plan, error)
@@ -97,6 +82,8 @@ type plan struct {
 	target string
 	absorb string // a placeholder account to fold into target
 	links  []store.Link
+	// refused says why a group trait's claim on a Stripe customer was not linked.
+	refused string
 }
 
 // outcome says what a write did.
@@ -119,26 +106,27 @@ func (s *Service) run(ctx context.Context, w write, now time.Time) (outcome, err
 	backoff := 2 * time.Millisecond
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		out, err := s.attempt(ctx, w, now)
+		w.seen = nil
 		if !errors.Is(err, store.ErrConflict) {
 			return out, err
 		}
 		select {
 		case <-ctx.Done():
-			return out, &Error{Op: "write", Kind: KindTransient, Err: ctx.Err()}
+			return out, fault.E("write", fault.Transient, ctx.Err())
 		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)))):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
 	}
-	return outcome{}, &Error{Op: "write", Kind: KindTransient, Err: fmt.Errorf("gave up after %d conflicting attempts", maxAttempts)}
+	return outcome{}, fault.E("write", fault.Transient, fmt.Errorf("gave up after %d conflicting attempts", maxAttempts))
 }
 
 func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome, error) {
 	var out outcome
-	seen := map[string]bool{}
-	if len(w.keys) > 0 {
+	seen := w.seen
+	if len(w.keys) > 0 && seen == nil {
 		var err error
 		if seen, err = s.Store.Seen(ctx, w.keys); err != nil {
-			return out, transient("dedupe lookup", err)
+			return out, dependencyErr("dedupe lookup", err)
 		}
 	}
 	fresh := map[string]bool{}
@@ -179,7 +167,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
-			return out, transient("load "+p.absorb, err)
+			return out, dependencyErr("load "+p.absorb, err)
 		case src.MergedInto == "":
 			a.Merge(src)
 			tomb := &account.Account{ID: src.ID, MergedInto: p.target, CreatedAt: src.CreatedAt, UpdatedAt: now.UTC()}
@@ -206,7 +194,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	for _, e := range out.events {
 		body, err := json.Marshal(e)
 		if err != nil {
-			return out, &Error{Op: "encode event", Kind: KindInternal, Err: err}
+			return out, fault.E("encode event", fault.Internal, err)
 		}
 		tx.Outbox = append(tx.Outbox, store.Message{ID: e.ID, Body: body, Attributes: e.Attributes()})
 	}
@@ -214,7 +202,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		if errors.Is(err, store.ErrConflict) {
 			return out, err
 		}
-		return out, transient("commit", err)
+		return out, dependencyErr("commit", err)
 	}
 	if len(tx.Outbox) > 0 && s.Committed != nil {
 		s.Committed()
@@ -229,7 +217,7 @@ func (s *Service) load(ctx context.Context, id string, now time.Time) (*account.
 		return account.New(id, now), 0, nil
 	}
 	if err != nil {
-		return nil, 0, transient("load "+id, err)
+		return nil, 0, dependencyErr("load "+id, err)
 	}
 	return a, a.Version, nil
 }
@@ -240,7 +228,15 @@ func healthMoved(old, h account.Health) bool {
 	return old.Score != h.Score || old.Band != h.Band || old.Segment != h.Segment
 }
 
-func transient(op string, err error) error { return &Error{Op: op, Kind: KindTransient, Err: err} }
+// dependencyErr wraps a failure of the store or another dependency with op: a failure the
+// store classified (a permanent ErrTooLarge, a conflict) keeps its kind; anything else (a
+// timeout, a dropped connection) is transient, so the sender retries.
+func dependencyErr(op string, err error) error {
+	if fault.KindOf(err) != fault.Other {
+		return fault.E(op, fault.Other, err)
+	}
+	return fault.E(op, fault.Transient, err)
+}
 
 // stripeLink is the link key of a Stripe customer; userLink that of a product user.
 func stripeLink(customer string) string { return "stripe:" + customer }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/billing"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/store/bolt"
@@ -56,12 +57,12 @@ func TestDisputesResolveThroughTheCharge(t *testing.T) {
 		lookup   ChargeLookup
 		status   string
 		disputes int
-		kind     Kind
+		kind     fault.Kind
 	}{
-		{"without an API key the dispute is acknowledged, not applied", nil, StatusIgnored, 0, -1},
-		{"the charge's customer gets the dispute", ChargeLookupFunc(func(context.Context, string) (string, error) { return "cus_P8Globex00000001", nil }), StatusApplied, 1, -1},
-		{"a charge Stripe does not know is acknowledged", ChargeLookupFunc(func(context.Context, string) (string, error) { return "", ErrChargeNotFound }), StatusIgnored, 0, -1},
-		{"an API outage is transient, so Stripe retries", ChargeLookupFunc(func(context.Context, string) (string, error) { return "", errors.New("timeout") }), "", 0, KindTransient},
+		{"without an API key the dispute is acknowledged, not applied", nil, StatusIgnored, 0, fault.Other},
+		{"the charge's customer gets the dispute", ChargeLookupFunc(func(context.Context, string) (string, error) { return "cus_P8Globex00000001", nil }), StatusApplied, 1, fault.Other},
+		{"a charge Stripe does not know is acknowledged", ChargeLookupFunc(func(context.Context, string) (string, error) { return "", ErrChargeNotFound }), StatusIgnored, 0, fault.Other},
+		{"an API outage is transient, so Stripe retries", ChargeLookupFunc(func(context.Context, string) (string, error) { return "", errors.New("timeout") }), "", 0, fault.Transient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,10 +72,9 @@ func TestDisputesResolveThroughTheCharge(t *testing.T) {
 				t.Fatal(err)
 			}
 			res, err := svc.Stripe(ctx, change(t, "globex-charge.dispute.created.json"), now)
-			var ie *Error
-			if tt.kind >= 0 {
-				if !errors.As(err, &ie) || ie.Kind != tt.kind {
-					t.Fatalf("err %v, want kind %d", err, tt.kind)
+			if tt.kind != fault.Other {
+				if fault.KindOf(err) != tt.kind {
+					t.Fatalf("err %v, want kind %v", err, tt.kind)
 				}
 				return
 			}

@@ -6,52 +6,74 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/usage"
 )
 
-// chunk bounds the messages of one commit: each brings a marker and up to two links, and a
-// commit holds at most store.MaxTxItems items.
-const chunk = 30
+// txReserve is the room a product commit keeps beside its messages' markers: the account, a
+// folded placeholder and its tombstone, a Stripe link, outbox events.
+const txReserve = 10
 
 // ProductResult counts what happened to the messages of one request.
 type ProductResult struct {
-	Applied   int            `json:"applied"`
-	Duplicate int            `json:"duplicate"`
-	Held      int            `json:"held"`
-	Rejected  int            `json:"rejected"`
-	Ignored   int            `json:"ignored"`
-	Errors    []MessageError `json:"errors"`
+	Applied   int `json:"applied"`
+	Duplicate int `json:"duplicate"`
+	Held      int `json:"held"`
+	Rejected  int `json:"rejected"`
+	Ignored   int `json:"ignored"`
+	// Deleted counts users forgotten by Segment delete messages: their membership and the
+	// messages held for them are removed.
+	Deleted int            `json:"deleted"`
+	Errors  []MessageError `json:"errors"`
+	// Failed lists the indexes of messages that were not committed because a dependency failed;
+	// the request's error says why. Every other message is final (applied, duplicate, held,
+	// rejected or ignored), so a queue consumer retries only these.
+	Failed []int `json:"-"`
+	// Accounts are the accounts the request wrote to, in first-touched order.
+	Accounts []string `json:"-"`
 }
 
-// MessageError reports one message that was rejected or ignored.
+// MessageError reports one message that was rejected or ignored, or a claim that was refused.
 type MessageError struct {
 	Index     int    `json:"index"`
 	MessageID string `json:"messageId,omitempty"`
 	Error     string `json:"error"`
 }
 
-// Valid reports whether any message was accepted (applied, duplicate, held or ignored).
-func (r ProductResult) Valid() bool { return r.Applied+r.Duplicate+r.Held+r.Ignored > 0 }
+// Valid reports whether any message was accepted (applied, duplicate, held, ignored or deleted).
+func (r ProductResult) Valid() bool {
+	return r.Applied+r.Duplicate+r.Held+r.Ignored+r.Deleted > 0 || len(r.Failed) > 0
+}
 
 type parsed struct {
-	msg  usage.Message
-	raw  json.RawMessage
-	key  string
-	acct string
+	index int
+	msg   usage.Message
+	raw   json.RawMessage
+	key   string
+	acct  string
 }
 
 // Product applies a batch of Segment-spec messages received at now. Each messageId counts
 // once whatever the shape of the batch it arrives in; a message whose account cannot be
-// resolved yet is held until its user's account becomes known.
+// resolved yet is held until its user's account becomes known. Dedupe markers and user links
+// are read once for the whole request, and each account is written once (more only when its
+// messages do not fit one transaction). A failing account does not stop the others: its
+// messages are listed in Failed and the first error is returned.
 func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.Time) (ProductResult, error) {
 	res := ProductResult{Errors: []MessageError{}}
 	var msgs []*parsed
+	var deletes []usage.Message
 	inBatch := map[string]bool{}
 	for i, raw := range raws {
+		if d, ok := deleteMessage(raw); ok {
+			deletes = append(deletes, d)
+			continue
+		}
 		m, err := usage.Parse(raw, now)
 		var unsupported *usage.UnsupportedError
 		switch {
@@ -70,63 +92,89 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 			continue
 		}
 		inBatch[key] = true
-		msgs = append(msgs, &parsed{msg: m, raw: raw, key: key})
+		msgs = append(msgs, &parsed{index: i, msg: m, raw: raw, key: key})
 	}
-	if len(msgs) == 0 {
-		return res, nil
+	var firstErr error
+	fail := func(err error, ps ...*parsed) {
+		if firstErr == nil {
+			firstErr = err
+		}
+		for _, p := range ps {
+			res.Failed = append(res.Failed, p.index)
+		}
 	}
+	if len(msgs) > 0 {
+		if err := s.applyProduct(ctx, msgs, now, &res, fail); err != nil {
+			fail(err, msgs...)
+			res.Failed = uniqueInts(res.Failed)
+			return res, err
+		}
+	}
+	for _, d := range deletes {
+		n, err := s.forget(ctx, userKeys(&d))
+		if err != nil {
+			fail(err)
+			continue
+		}
+		res.Deleted += n
+	}
+	res.Failed = uniqueInts(res.Failed)
+	return res, firstErr
+}
+
+// applyProduct resolves, commits and holds msgs (none a duplicate within the request).
+func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Time, res *ProductResult, fail func(error, ...*parsed)) error {
 	keys := make([]string, len(msgs))
+	var users []string
 	for i, p := range msgs {
 		keys[i] = p.key
+		for _, u := range userKeys(&p.msg) {
+			users = append(users, userLink(u))
+		}
 	}
 	seen, err := s.Store.Seen(ctx, keys)
 	if err != nil {
-		return res, transient("dedupe lookup", err)
+		return dependencyErr("dedupe lookup", err)
+	}
+	links, err := s.Store.Links(ctx, users)
+	if err != nil {
+		return dependencyErr("membership lookup", err)
+	}
+	stored := map[string]string{} // user → account, as stored before this request
+	for k, t := range links {
+		stored[strings.TrimPrefix(k, "user:")] = t.Account
 	}
 
 	// Resolve accounts in message order, learning memberships as we go.
-	members := map[string]string{} // user key → account, as known now
-	stored := map[string]string{}  // user key → account, as stored before this batch
-	lookup := func(user string) (string, error) {
-		if acct, ok := members[user]; ok {
-			return acct, nil
-		}
-		acct, err := s.Store.Link(ctx, userLink(user))
-		if err != nil {
-			return "", transient("membership lookup", err)
-		}
-		members[user], stored[user] = acct, acct
-		return acct, nil
+	members := map[string]string{}
+	for u, a := range stored {
+		members[u] = a
 	}
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].msg.At.Before(msgs[j].msg.At) })
 	var held []*parsed
 	byAccount := map[string][]*parsed{}
 	var order []string
+	retried := map[string]bool{} // users with a redelivered message: finish any release it left
 	for _, p := range msgs {
+		users := userKeys(&p.msg)
 		if seen[p.key] {
 			res.Duplicate++
+			for _, u := range users {
+				retried[u] = true
+			}
 			continue
 		}
-		users := userKeys(&p.msg)
 		p.acct = p.msg.Account()
 		for _, u := range users {
-			if p.acct != "" {
-				break
+			if p.acct == "" {
+				p.acct = members[u]
 			}
-			acct, err := lookup(u)
-			if err != nil {
-				return res, err
-			}
-			p.acct = acct
 		}
 		if p.acct == "" {
 			held = append(held, p)
 			continue
 		}
 		for _, u := range users {
-			if _, err := lookup(u); err != nil {
-				return res, err
-			}
 			members[u] = p.acct
 		}
 		if _, ok := byAccount[p.acct]; !ok {
@@ -138,34 +186,140 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 	for _, acct := range order {
 		parts := split(byAccount[acct])
 		for i, part := range parts {
-			n, dup, err := s.applyMessages(ctx, acct, part, members, stored, now, i < len(parts)-1)
+			n, dup, refused, err := s.applyMessages(ctx, acct, part, members, stored, seen, now, i < len(parts)-1)
+			if err != nil {
+				for _, rest := range parts[i:] {
+					fail(err, rest...)
+				}
+				break
+			}
 			res.Applied += n
 			res.Duplicate += dup
-			if err != nil {
-				return res, err
+			if refused != "" {
+				res.Errors = append(res.Errors, MessageError{Index: part[0].index, MessageID: string(part[0].msg.MessageID), Error: refused})
+			}
+			if i == 0 {
+				res.Accounts = append(res.Accounts, acct)
 			}
 		}
 	}
+	// Release what waits for users whose account this request made known, and for users whose
+	// message was redelivered: the delivery that linked them may have failed while releasing.
+	releaseUsers := make([]string, 0, len(members))
 	for u, acct := range members {
-		if acct != "" && acct != stored[u] {
-			if err := s.releaseHeld(ctx, u, acct, now); err != nil {
-				return res, err
-			}
+		if acct != "" && (acct != stored[u] || retried[u]) {
+			releaseUsers = append(releaseUsers, u)
 		}
 	}
-	for _, p := range held {
-		ok, err := s.hold(ctx, p, now)
-		if err != nil {
-			return res, err
+	sort.Strings(releaseUsers)
+	for _, u := range releaseUsers {
+		if err := s.releaseHeld(ctx, u, members[u], now); err != nil {
+			fail(err)
 		}
-		if !ok {
-			res.Rejected++
-			res.Errors = append(res.Errors, MessageError{MessageID: string(p.msg.MessageID), Error: "too many messages held for this user; identify the user's account first"})
+	}
+	s.holdAll(ctx, held, now, res, fail)
+	return nil
+}
+
+// deleteMessage recognizes Segment's delete message, which asks to forget a user.
+func deleteMessage(raw json.RawMessage) (usage.Message, bool) {
+	var m usage.Message
+	var probe struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(raw, &probe) != nil || !strings.EqualFold(probe.Type, "delete") {
+		return m, false
+	}
+	if json.Unmarshal(raw, &m) != nil || (m.UserID == "" && m.AnonymousID == "") {
+		return m, false // rejected as malformed by Parse
+	}
+	return m, true
+}
+
+// forget removes users' memberships and the messages held for them; it reports how many of
+// the users were known.
+func (s *Service) forget(ctx context.Context, users []string) (int, error) {
+	keys := make([]string, len(users))
+	for i, u := range users {
+		keys[i] = userLink(u)
+	}
+	links, err := s.Store.Links(ctx, keys)
+	if err != nil {
+		return 0, dependencyErr("membership lookup", err)
+	}
+	n := 0
+	for i, u := range users {
+		hs, err := s.Store.Held(ctx, u)
+		if err != nil {
+			return n, dependencyErr("held lookup", err)
+		}
+		_, linked := links[keys[i]]
+		if !linked && len(hs) == 0 {
 			continue
 		}
-		res.Held++
+		for len(hs) > 0 || linked {
+			tx := store.Tx{}
+			if linked {
+				tx.Unlink, linked = []string{keys[i]}, false
+			}
+			k := min(len(hs), store.MaxTxItems-1)
+			tx.Release, hs = hs[:k], hs[k:]
+			if err := s.Store.Commit(ctx, tx); err != nil {
+				return n, dependencyErr("forget user", err)
+			}
+		}
+		n++
+		s.logger().Info("forgot a user on a Segment delete message")
 	}
-	return res, nil
+	return n, nil
+}
+
+// holdAll keeps messages whose account is unknown, per user up to MaxHeldPerUser: the oldest
+// are kept and the newest beyond the cap rejected, each reported at its own index.
+func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, res *ProductResult, fail func(error, ...*parsed)) {
+	byUser := map[string][]*parsed{}
+	var users []string
+	for _, p := range held {
+		u := userKeys(&p.msg)[0]
+		if _, ok := byUser[u]; !ok {
+			users = append(users, u)
+		}
+		byUser[u] = append(byUser[u], p) // already in time order
+	}
+	for _, u := range users {
+		ps := byUser[u]
+		n, err := s.Store.HeldCount(ctx, u)
+		if err != nil {
+			fail(dependencyErr("held count", err), ps...)
+			continue
+		}
+		room := max(MaxHeldPerUser-n, 0)
+		for i, p := range ps {
+			if i >= room {
+				res.Rejected++
+				res.Errors = append(res.Errors, MessageError{Index: p.index, MessageID: string(p.msg.MessageID),
+					Error: fmt.Sprintf("%d messages are already held for this user; identify the user's account first", MaxHeldPerUser)})
+				continue
+			}
+			h := store.Held{User: u, MessageID: string(p.msg.MessageID), Body: p.raw, At: now.UTC(), Expires: now.Add(HeldTTL)}
+			if err := s.Store.Hold(ctx, h); err != nil {
+				fail(dependencyErr("hold", err), ps[i:min(len(ps), room)]...)
+				break
+			}
+			res.Held++
+		}
+		// The user's account may have become known while we held: release what waits.
+		links, err := s.Store.Links(ctx, []string{userLink(u)})
+		if err != nil {
+			fail(dependencyErr("membership lookup", err))
+			continue
+		}
+		if t, ok := links[userLink(u)]; ok && t.Account != "" {
+			if err := s.releaseHeld(ctx, u, t.Account, now); err != nil {
+				fail(err)
+			}
+		}
+	}
 }
 
 // userKeys are the membership keys of a message's user: its userId and its anonymousId.
@@ -180,37 +334,52 @@ func userKeys(m *usage.Message) []string {
 	return out
 }
 
-// split cuts one account's messages into commits of at most chunk messages, starting a new
-// one at every group call that links a Stripe customer, so each commit links at most one.
+// split cuts one account's messages into as few commits as fit a transaction (a marker per
+// message and at most one membership link per distinct user), starting a new one at every
+// group call that links a Stripe customer, so each commit links at most one.
 func split(ps []*parsed) [][]*parsed {
 	var out [][]*parsed
 	var cur []*parsed
+	users := map[string]bool{}
 	for _, p := range ps {
-		if len(cur) == chunk || (len(cur) > 0 && p.msg.StripeCustomer() != "") {
+		keys := userKeys(&p.msg)
+		n := 1
+		for _, u := range keys {
+			if !users[u] {
+				n++
+			}
+		}
+		if len(cur) > 0 && (len(cur)+len(users)+n > store.MaxTxItems-txReserve || p.msg.StripeCustomer() != "") {
 			out = append(out, cur)
-			cur = nil
+			cur, users = nil, map[string]bool{}
 		}
 		cur = append(cur, p)
+		for _, u := range keys {
+			users[u] = true
+		}
 	}
 	return append(out, cur)
 }
 
-// applyMessages commits one chunk of messages to account acct.
-func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, now time.Time, deferScore bool) (applied, duplicate int, err error) {
+// applyMessages commits one part of an account's messages. seen is the request's dedupe
+// lookup, used on the first attempt; refused says why a Stripe customer claim was not linked.
+func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
 	keys := make([]string, len(ps))
 	for i, p := range ps {
 		keys[i] = p.key
 	}
 	out, err := s.run(ctx, write{
 		keys:       keys,
+		seen:       seen,
 		deferScore: deferScore,
 		resolve: func(ctx context.Context) (plan, error) {
 			p := plan{target: acct}
 			if cus := ps[0].msg.StripeCustomer(); cus != "" {
 				var err error
-				if p, err = s.resolveCustomer(ctx, cus, acct); err != nil {
+				if p, err = s.claim(ctx, cus, acct, store.SourceGroup); err != nil {
 					return p, err
 				}
+				refused = p.refused
 			}
 			linked := map[string]bool{}
 			for _, m := range ps {
@@ -233,50 +402,26 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 		},
 	}, now)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, "", err
 	}
-	return len(out.applied), len(out.duplicate), nil
-}
-
-// hold keeps a message whose account is unknown; false when the user's queue is full.
-func (s *Service) hold(ctx context.Context, p *parsed, now time.Time) (bool, error) {
-	user := userKeys(&p.msg)[0]
-	existing, err := s.Store.Held(ctx, user)
-	if err != nil {
-		return false, transient("held lookup", err)
-	}
-	if len(existing) >= MaxHeldPerUser {
-		return false, nil
-	}
-	h := store.Held{User: user, MessageID: string(p.msg.MessageID), Body: p.raw, At: now.UTC(), Expires: now.Add(HeldTTL)}
-	if err := s.Store.Hold(ctx, h); err != nil {
-		return false, transient("hold", err)
-	}
-	// The user's account may have become known while we held: release what waits.
-	acct, err := s.Store.Link(ctx, userLink(user))
-	if err != nil {
-		return false, transient("membership lookup", err)
-	}
-	if acct != "" {
-		return true, s.releaseHeld(ctx, user, acct, now)
-	}
-	return true, nil
+	return len(out.applied), len(out.duplicate), refused, nil
 }
 
 // releaseHeld applies every message held for user to account acct and deletes it, until
 // none is left (a concurrent request may hold more while we release). now is the time of the
-// request that made the account known.
+// request that made the account known. It is safe to run again: a released message is gone,
+// and one applied but not released is a duplicate.
 func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.Time) error {
 	for round := 0; round < 100; round++ {
 		hs, err := s.Store.Held(ctx, user)
 		if err != nil {
-			return transient("held lookup", err)
+			return dependencyErr("held lookup", err)
 		}
 		if len(hs) == 0 {
 			return nil
 		}
-		if len(hs) > chunk {
-			hs = hs[:chunk]
+		if len(hs) > (store.MaxTxItems-txReserve)/2 {
+			hs = hs[:(store.MaxTxItems-txReserve)/2]
 		}
 		keys := make([]string, len(hs))
 		msgs := make([]usage.Message, len(hs))
@@ -284,7 +429,7 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 			keys[i] = "msg:" + h.MessageID
 			m, err := usage.Parse(h.Body, h.At)
 			if err != nil {
-				return &Error{Op: "release held", Kind: KindInternal, Err: fmt.Errorf("held message %s: %w", h.MessageID, err)}
+				return fault.E("release held", fault.Internal, fmt.Errorf("held message %s: %w", h.MessageID, err))
 			}
 			msgs[i] = m
 		}
@@ -308,4 +453,15 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 		s.logger().Info("released held messages", "account", acct, "count", len(hs))
 	}
 	return nil
+}
+
+func uniqueInts(xs []int) []int {
+	sort.Ints(xs)
+	out := xs[:0]
+	for i, x := range xs {
+		if i == 0 || x != xs[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -26,7 +26,7 @@ func (s *Service) Recompute(ctx context.Context, at time.Time) (RecomputeResult,
 	for {
 		page, next, err := s.Store.Scan(ctx, cursor, 100)
 		if err != nil {
-			return res, transient("scan", err)
+			return res, dependencyErr("scan", err)
 		}
 		for _, a := range page {
 			if a.MergedInto != "" {

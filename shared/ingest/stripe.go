@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
@@ -46,7 +47,7 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 			return StripeResult{Status: StatusIgnored}, nil
 		}
 		if err != nil {
-			return StripeResult{}, transient("resolve charge "+c.Charge, err)
+			return StripeResult{}, dependencyErr("resolve charge "+c.Charge, err)
 		}
 		c.Customer = cus
 	}
@@ -72,27 +73,46 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 }
 
 // resolveCustomer decides which account a Stripe customer's event lands on. named is the
-// account the customer (or a group trait) names, "" when the event does not say.
+// account the customer's metadata.account_id names, "" when the event does not say; Stripe's
+// word is authoritative, so it moves the link wherever it points.
 func (s *Service) resolveCustomer(ctx context.Context, customer, named string) (plan, error) {
-	cur, err := s.Store.Link(ctx, stripeLink(customer))
+	return s.claim(ctx, customer, named, store.SourceStripe)
+}
+
+// claim resolves customer for a claim by source (store.SourceStripe: metadata.account_id;
+// store.SourceGroup: a product group trait) naming account named ("" = no claim). A group
+// trait may take a customer nobody claimed, or one only a group trait claimed; it never takes
+// one that Stripe's metadata placed elsewhere: then the plan lands on named without linking
+// and says why in refused.
+func (s *Service) claim(ctx context.Context, customer, named, source string) (plan, error) {
+	key := stripeLink(customer)
+	got, err := s.Store.Links(ctx, []string{key})
 	if err != nil {
-		return plan{}, transient("link lookup", err)
+		return plan{}, dependencyErr("link lookup", err)
 	}
-	link := store.Link{Key: stripeLink(customer), Expect: cur}
+	cur := got[key]
+	link := store.Link{Key: key, Account: named, Source: source, Expect: cur.Account}
+	placeholder := cur.Account == "" || cur.Account == customer
 	switch {
-	case named == "" && cur != "":
-		return plan{target: cur}, nil
+	case named == "" && cur.Account != "":
+		return plan{target: cur.Account}, nil
 	case named == "":
 		// First sight of a customer no account claims: it lives under its own id for now.
-		link.Account = customer
+		link.Account, link.Source = customer, ""
 		return plan{target: customer, links: []store.Link{link}}, nil
-	case cur == named:
+	case cur.Account == named:
+		if source == store.SourceStripe && cur.Source != store.SourceStripe {
+			return plan{target: named, links: []store.Link{link}}, nil // Stripe confirms a group claim
+		}
 		return plan{target: named}, nil
-	case cur == "" || cur == customer:
-		link.Account = named
-		return plan{target: named, absorb: cur, links: []store.Link{link}}, nil
+	case placeholder:
+		return plan{target: named, absorb: cur.Account, links: []store.Link{link}}, nil
+	case source == store.SourceGroup && cur.Source == store.SourceStripe:
+		s.logger().Warn("group trait claims a Stripe customer whose metadata.account_id names another account; not linked",
+			"customer", customer, "linked", cur.Account, "claimed_by", named)
+		return plan{target: named, refused: fmt.Sprintf("stripe_customer_id %s belongs to account %s by its Stripe metadata.account_id; not linked to %s",
+			customer, cur.Account, named)}, nil
 	}
-	s.logger().Warn("stripe customer moves to another account", "customer", customer, "from", cur, "to", named)
-	link.Account = named
+	s.logger().Warn("stripe customer moves to another account", "customer", customer, "from", cur.Account, "to", named, "by", source)
 	return plan{target: named, links: []store.Link{link}}, nil
 }

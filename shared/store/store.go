@@ -6,41 +6,86 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 )
 
-// MaxTxItems is the most items one Commit may write (DynamoDB's TransactWriteItems limit).
-const MaxTxItems = 100
+// Limits of one Commit: DynamoDB's TransactWriteItems allows 100 items and 4 MB, and an item
+// is at most 400 KB. Every adapter enforces them, so a write that passes locally passes on AWS.
+const (
+	MaxTxItems   = 100
+	MaxTxBytes   = 4 << 20
+	MaxItemBytes = 400 << 10
+)
 
-// Errors a Store returns; callers test them with errors.Is.
+// Errors a Store returns; callers test them with errors.Is, and fault.KindOf gives their kind.
 var (
 	// ErrNotFound means no item has the key.
-	ErrNotFound = errors.New("store: not found")
-	// ErrConflict means a Commit condition failed: an account changed since it was read, or a
-	// dedupe marker exists already. Nothing was written; re-read and try again.
-	ErrConflict = errors.New("store: conflict")
-	// ErrTooLarge means a Tx holds more than MaxTxItems items.
-	ErrTooLarge = errors.New("store: transaction over 100 items")
+	ErrNotFound error = &fault.Error{Op: "store", Kind: fault.NotFound, Err: errors.New("not found")}
+	// ErrConflict means a Commit condition failed: an account changed since it was read, a
+	// dedupe marker exists already, or a link points elsewhere. Nothing was written; re-read
+	// and try again. The error is a *ConflictError saying which condition failed.
+	ErrConflict error = &fault.Error{Op: "store", Kind: fault.Conflict, Err: errors.New("conflict")}
+	// ErrTooLarge means a Tx is over MaxTxItems items or MaxTxBytes, or one of its items over
+	// MaxItemBytes. It is permanent: the same write will never succeed.
+	ErrTooLarge error = &fault.Error{Op: "store", Kind: fault.Permanent, Err: errors.New("transaction over DynamoDB's limits")}
 )
 
-// Store is the persistence the pipeline needs.
+// What a conflict was about.
+const (
+	OnAccount = "account" // the account's version is not the one read (or it exists already)
+	OnMarker  = "marker"  // the delivery was applied already: a live dedupe marker exists
+	OnLink    = "link"    // the link points somewhere other than expected
+)
+
+// ConflictError is the ErrConflict of one failed condition: On (OnAccount, OnMarker, OnLink)
+// and the item's Key.
+type ConflictError struct {
+	On  string
+	Key string
+}
+
+func (e *ConflictError) Error() string { return fmt.Sprintf("store: conflict on %s %q", e.On, e.Key) }
+
+// Is makes errors.Is(err, ErrConflict) hold.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Kind classifies the error for fault.KindOf.
+func (e *ConflictError) Kind() fault.Kind { return fault.Conflict }
+
+// TooLarge returns ErrTooLarge with the limit that was exceeded.
+func TooLarge(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrTooLarge, fmt.Sprintf(format, args...))
+}
+
+// Store is the persistence the pipeline needs. Reads marked "strongly consistent" must see
+// every Commit that returned before they started (on DynamoDB: ConsistentRead); the
+// exactly-once and hold/release arguments depend on them.
 type Store interface {
-	// Get returns the stored account, or ErrNotFound.
+	// Get returns the stored account, or ErrNotFound. Strongly consistent.
 	Get(ctx context.Context, id string) (*account.Account, error)
-	// Seen returns which of the dedupe keys have an unexpired marker.
+	// Seen returns which of the dedupe keys have an unexpired marker. Strongly consistent.
 	Seen(ctx context.Context, keys []string) (map[string]bool, error)
-	// Link returns the account a link key (a Stripe customer, a user) points to, or "".
-	Link(ctx context.Context, key string) (string, error)
-	// Commit writes tx atomically, or nothing and ErrConflict when a condition fails.
+	// Links returns where each link key (a Stripe customer, a user) points; keys without a
+	// link are absent from the map. Strongly consistent.
+	Links(ctx context.Context, keys []string) (map[string]Target, error)
+	// Commit writes tx atomically. When a condition fails it writes nothing and returns a
+	// *ConflictError (errors.Is ErrConflict); a Tx over the limits gets ErrTooLarge.
 	Commit(ctx context.Context, tx Tx) error
 	// Hold keeps a product message whose account is not known yet; holding the same message
 	// again replaces it.
 	Hold(ctx context.Context, h Held) error
-	// Held lists the unexpired messages held for user, oldest first.
+	// Held lists the unexpired messages held for user, oldest first. Strongly consistent: a
+	// message held before a link committed must be seen by the release that follows it.
 	Held(ctx context.Context, user string) ([]Held, error)
+	// HeldCount counts the unexpired messages held for user without reading their bodies, so
+	// the per-user cap costs a count, not a read of every body. Strongly consistent.
+	HeldCount(ctx context.Context, user string) (int, error)
 	// Outbox returns up to limit unpublished messages, in commit order.
 	Outbox(ctx context.Context, limit int) ([]Message, error)
 	// Ack removes published messages from the outbox.
@@ -50,6 +95,21 @@ type Store interface {
 	// Scan pages through every account, for recompute.
 	Scan(ctx context.Context, cursor string, limit int) ([]*account.Account, string, error)
 }
+
+// Target is where a link points and who set it.
+type Target struct {
+	Account string `json:"account"`
+	// Source says what set the link: SourceStripe (the customer's metadata.account_id, which
+	// is authoritative), SourceGroup (a product group trait), or "" (a placeholder, or a user's
+	// membership).
+	Source string `json:"source,omitempty"`
+}
+
+// Link sources.
+const (
+	SourceStripe = "stripe"
+	SourceGroup  = "group"
+)
 
 // Tx is one atomic write.
 type Tx struct {
@@ -62,8 +122,10 @@ type Tx struct {
 	Links []Link
 	// Outbox messages are appended, to be published after the commit.
 	Outbox []Message
-	// Release deletes held messages that this transaction applies.
+	// Release deletes held messages that this transaction applies (or forgets).
 	Release []Held
+	// Unlink deletes link keys (a user forgotten by a Segment delete).
+	Unlink []string
 }
 
 // Put is an account write conditioned on the version read.
@@ -72,11 +134,12 @@ type Put struct {
 	Expect  int64
 }
 
-// Link points Key at Account, on condition the stored target is Expect ("" = no link yet),
-// or unconditionally when Force.
+// Link points Key at Account (recording its Source), on condition the stored target account is
+// Expect ("" = no link yet), or unconditionally when Force.
 type Link struct {
 	Key     string
 	Account string
+	Source  string
 	Expect  string
 	Force   bool
 }
@@ -120,5 +183,51 @@ type Page struct {
 
 // Size counts the items a Tx writes.
 func (tx *Tx) Size() int {
-	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release)
+	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release) + len(tx.Unlink)
+}
+
+// Bytes estimates what a Tx writes, in bytes: each account encoded, each key, each outbox body.
+// An adapter's own encoding differs by a few bytes an item; the limits leave room for that.
+func (tx *Tx) Bytes() int {
+	n := 0
+	for _, p := range tx.Accounts {
+		n += AccountBytes(p.Account)
+	}
+	for _, m := range tx.Markers {
+		n += len(m.Key) + 16
+	}
+	for _, l := range tx.Links {
+		n += len(l.Key) + len(l.Account) + len(l.Source) + 8
+	}
+	for _, m := range tx.Outbox {
+		n += len(m.ID) + len(m.Body) + 64
+	}
+	for _, h := range tx.Release {
+		n += len(h.User) + len(h.MessageID) + 8
+	}
+	for _, k := range tx.Unlink {
+		n += len(k)
+	}
+	return n
+}
+
+// AccountBytes is the encoded size of an account item.
+func AccountBytes(a *account.Account) int {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return MaxItemBytes + 1
+	}
+	return len(b)
+}
+
+// Check returns ErrTooLarge (with the limit exceeded) when tx cannot be committed in one
+// DynamoDB transaction.
+func (tx *Tx) Check() error {
+	if n := tx.Size(); n > MaxTxItems {
+		return TooLarge("%d items, at most %d", n, MaxTxItems)
+	}
+	if n := tx.Bytes(); n > MaxTxBytes {
+		return TooLarge("%d bytes, at most %d", n, MaxTxBytes)
+	}
+	return nil
 }

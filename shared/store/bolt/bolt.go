@@ -16,6 +16,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
 
@@ -117,60 +118,88 @@ func live(v []byte, now time.Time) bool {
 	return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.Unix()
 }
 
-// Link implements store.Store.
-func (s *Store) Link(ctx context.Context, key string) (string, error) {
-	var id string
+// Links implements store.Store.
+func (s *Store) Links(ctx context.Context, keys []string) (map[string]store.Target, error) {
+	out := make(map[string]store.Target, len(keys))
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		id = string(tx.Bucket(bLinks).Get([]byte(key)))
+		b := tx.Bucket(bLinks)
+		for _, k := range keys {
+			if v := b.Get([]byte(k)); v != nil {
+				out[k] = decodeTarget(v)
+			}
+		}
 		return nil
 	})
-	return id, err
+	return out, err
+}
+
+// decodeTarget reads a link value: JSON, or (as written before links had a source) the bare
+// account id.
+func decodeTarget(v []byte) store.Target {
+	var t store.Target
+	if len(v) > 0 && v[0] == '{' && json.Unmarshal(v, &t) == nil {
+		return t
+	}
+	return store.Target{Account: string(v)}
 }
 
 // Commit implements store.Store: every condition is checked, then everything is written, in
 // one bbolt transaction.
 func (s *Store) Commit(ctx context.Context, t store.Tx) error {
-	if t.Size() > store.MaxTxItems {
-		return store.ErrTooLarge
+	if n := t.Size(); n > store.MaxTxItems {
+		return store.TooLarge("%d items, at most %d", n, store.MaxTxItems)
+	}
+	encoded := make([][]byte, len(t.Accounts))
+	total := t.Bytes()
+	for i, p := range t.Accounts {
+		a := *p.Account
+		a.Version = p.Expect + 1
+		v, err := json.Marshal(&a)
+		if err != nil {
+			return fault.E("encode account "+a.ID, fault.Internal, err)
+		}
+		if len(v) > store.MaxItemBytes {
+			return store.TooLarge("account %s is %d bytes, at most %d", a.ID, len(v), store.MaxItemBytes)
+		}
+		encoded[i] = v
+	}
+	if total > store.MaxTxBytes {
+		return store.TooLarge("%d bytes, at most %d", total, store.MaxTxBytes)
 	}
 	now := s.now()
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		accounts, markers := tx.Bucket(bAccounts), tx.Bucket(bMarkers)
+		accounts, markers, links := tx.Bucket(bAccounts), tx.Bucket(bMarkers), tx.Bucket(bLinks)
 		olds := make([]*account.Account, len(t.Accounts))
 		for i, p := range t.Accounts {
 			old, err := getAccount(tx, p.Account.ID)
 			switch {
 			case err == store.ErrNotFound:
 				if p.Expect != 0 {
-					return store.ErrConflict
+					return &store.ConflictError{On: store.OnAccount, Key: p.Account.ID}
 				}
 			case err != nil:
 				return err
 			case old.Version != p.Expect:
-				return store.ErrConflict
+				return &store.ConflictError{On: store.OnAccount, Key: p.Account.ID}
 			}
 			olds[i] = old
 		}
 		for _, m := range t.Markers {
 			if live(markers.Get([]byte(m.Key)), now) {
-				return store.ErrConflict
+				return &store.ConflictError{On: store.OnMarker, Key: m.Key}
 			}
 		}
 		for _, l := range t.Links {
-			if !l.Force && string(tx.Bucket(bLinks).Get([]byte(l.Key))) != l.Expect {
-				return store.ErrConflict
+			if !l.Force && decodeTarget(links.Get([]byte(l.Key))).Account != l.Expect {
+				return &store.ConflictError{On: store.OnLink, Key: l.Key}
 			}
 		}
 		for i, p := range t.Accounts {
+			if err := accounts.Put([]byte(p.Account.ID), encoded[i]); err != nil {
+				return err
+			}
 			a := *p.Account
 			a.Version = p.Expect + 1
-			v, err := json.Marshal(&a)
-			if err != nil {
-				return err
-			}
-			if err := accounts.Put([]byte(a.ID), v); err != nil {
-				return err
-			}
 			if err := reindex(tx, olds[i], &a); err != nil {
 				return err
 			}
@@ -181,7 +210,16 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 			}
 		}
 		for _, l := range t.Links {
-			if err := tx.Bucket(bLinks).Put([]byte(l.Key), []byte(l.Account)); err != nil {
+			v, err := json.Marshal(store.Target{Account: l.Account, Source: l.Source})
+			if err != nil {
+				return err
+			}
+			if err := links.Put([]byte(l.Key), v); err != nil {
+				return err
+			}
+		}
+		for _, k := range t.Unlink {
+			if err := links.Delete([]byte(k)); err != nil {
 				return err
 			}
 		}
@@ -283,6 +321,29 @@ func (s *Store) Held(ctx context.Context, user string) ([]store.Held, error) {
 	})
 	sortHeld(out)
 	return out, err
+}
+
+// HeldCount implements store.Store: it reads each held item's expiry, not its body.
+func (s *Store) HeldCount(ctx context.Context, user string) (int, error) {
+	n := 0
+	now := s.now()
+	prefix := []byte(user + "\x00")
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bHeld).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var h struct {
+				Expires time.Time `json:"expires"`
+			}
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			if h.Expires.After(now) {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 func sortHeld(hs []store.Held) {

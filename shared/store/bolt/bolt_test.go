@@ -47,7 +47,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if got, err := s.Get(ctx, "acme"); err != nil || got.Version != 1 {
 		t.Errorf("account after reopen: %+v %v", got, err)
 	}
-	if l, _ := s.Link(ctx, "stripe:cus_1"); l != "acme" {
+	if l, _ := s.Links(ctx, []string{"stripe:cus_1"}); l["stripe:cus_1"].Account != "acme" {
 		t.Errorf("link after reopen: %q", l)
 	}
 	if out, _ := s.Outbox(ctx, 10); len(out) != 1 {

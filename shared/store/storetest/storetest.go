@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
 
@@ -86,22 +88,30 @@ func atomicity(t *testing.T, s store.Store) {
 	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: acct("a", 50, account.BandNormal)}}, Markers: []store.Marker{{Key: "stripe:evt_1", Expires: exp}}})
 	a, _ := s.Get(ctx, "a")
 	a.Name = "changed"
-	bad := []store.Tx{
-		{ // the marker exists already
+	bad := []struct {
+		on, key string
+		tx      store.Tx
+	}{
+		{store.OnMarker, "stripe:evt_1", store.Tx{ // the marker exists already
 			Accounts: []store.Put{{Account: a, Expect: 1}}, Markers: []store.Marker{{Key: "stripe:evt_2", Expires: exp}, {Key: "stripe:evt_1", Expires: exp}},
 			Outbox: []store.Message{{ID: "evt_x", Body: []byte(`{}`)}}, Links: []store.Link{{Key: "stripe:cus_1", Account: "a"}},
-		},
-		{ // the second account's version is stale
+		}},
+		{store.OnAccount, "b", store.Tx{ // the second account's version is stale
 			Accounts: []store.Put{{Account: a, Expect: 1}, {Account: acct("b", 10, account.BandBad), Expect: 3}},
 			Markers:  []store.Marker{{Key: "stripe:evt_3", Expires: exp}}, Outbox: []store.Message{{ID: "evt_y", Body: []byte(`{}`)}},
-		},
-		{ // the link moved
+		}},
+		{store.OnLink, "user:u1", store.Tx{ // the link moved
 			Accounts: []store.Put{{Account: a, Expect: 1}}, Links: []store.Link{{Key: "user:u1", Account: "a", Expect: "zzz"}},
-		},
+		}},
 	}
-	for i, tx := range bad {
-		if err := s.Commit(ctx, tx); !errors.Is(err, store.ErrConflict) {
-			t.Fatalf("tx %d: %v, want ErrConflict", i, err)
+	for i, b := range bad {
+		err := s.Commit(ctx, b.tx)
+		var ce *store.ConflictError
+		if !errors.Is(err, store.ErrConflict) || !errors.As(err, &ce) || fault.KindOf(err) != fault.Conflict {
+			t.Fatalf("tx %d: %v, want a *ConflictError", i, err)
+		}
+		if ce.On != b.on || ce.Key != b.key {
+			t.Errorf("tx %d: conflict on %s %q, want on %s %q", i, ce.On, ce.Key, b.on, b.key)
 		}
 	}
 	got, _ := s.Get(ctx, "a")
@@ -118,8 +128,8 @@ func atomicity(t *testing.T, s store.Store) {
 	if out, _ := s.Outbox(ctx, 10); len(out) != 0 {
 		t.Errorf("outbox written by a failed commit: %+v", out)
 	}
-	if l, _ := s.Link(ctx, "stripe:cus_1"); l != "" {
-		t.Errorf("link written by a failed commit: %q", l)
+	if l, _ := s.Links(ctx, []string{"stripe:cus_1"}); len(l) != 0 {
+		t.Errorf("link written by a failed commit: %v", l)
 	}
 }
 
@@ -145,12 +155,21 @@ func links(t *testing.T, s store.Store) {
 	if err := s.Commit(ctx, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme"}}}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("relinking without the expected target: %v, want ErrConflict", err)
 	}
-	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme", Expect: "cus_1"}}})
-	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "acme", Force: true}}})
+	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme", Source: store.SourceGroup, Expect: "cus_1"}}})
+	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "acme", Force: true}, {Key: "user:u2", Account: "acme", Force: true}}})
 	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "globex", Force: true}}})
-	for key, want := range map[string]string{"stripe:cus_1": "acme", "user:u1": "globex", "user:none": ""} {
-		if got, err := s.Link(ctx, key); err != nil || got != want {
-			t.Errorf("Link(%s) = %q, %v; want %q", key, got, err, want)
+	mustCommit(t, s, store.Tx{Unlink: []string{"user:u2"}})
+	got, err := s.Links(ctx, []string{"stripe:cus_1", "user:u1", "user:u2", "user:none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]store.Target{"stripe:cus_1": {Account: "acme", Source: store.SourceGroup}, "user:u1": {Account: "globex"}}
+	if len(got) != len(want) {
+		t.Errorf("Links = %v, want %v (unlinked and unknown keys absent)", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("Links[%s] = %+v, want %+v", k, got[k], w)
 		}
 	}
 }
@@ -256,6 +275,9 @@ func held(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n, err := s.HeldCount(ctx, "u1"); err != nil || n != 2 {
+		t.Errorf("HeldCount(u1) = %d, %v; want 2 (expired left out, holding twice counts once)", n, err)
+	}
 	if len(got) != 2 || got[0].MessageID != "m1" || got[1].MessageID != "m2" || string(got[1].Body) != `{"messageId":"m2"}` {
 		t.Fatalf("Held(u1) = %+v, want m1, m2 (oldest first, expired left out, holding twice keeps one)", got)
 	}
@@ -350,5 +372,14 @@ func tooLarge(t *testing.T, s store.Store) {
 	}
 	if seen, _ := s.Seen(ctx, []string{"msg:0"}); seen["msg:0"] {
 		t.Fatal("part of an oversized transaction was written")
+	}
+	big := acct("big", 50, account.BandNormal)
+	big.Name = strings.Repeat("x", store.MaxItemBytes)
+	err := s.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: big}}, Markers: []store.Marker{{Key: "msg:big", Expires: time.Now().Add(time.Hour)}}})
+	if !errors.Is(err, store.ErrTooLarge) || fault.KindOf(err) != fault.Permanent {
+		t.Fatalf("an account over 400 KB: %v, want ErrTooLarge, a permanent error", err)
+	}
+	if _, err := s.Get(ctx, "big"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an oversized account was written: %v", err)
 	}
 }

@@ -1,0 +1,103 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/store"
+)
+
+// counting counts the store calls the product path makes, and fails commits to one account.
+type counting struct {
+	store.Store
+	mu            sync.Mutex
+	commits, seen int
+	failAccount   string
+}
+
+func (c *counting) Commit(ctx context.Context, tx store.Tx) error {
+	c.mu.Lock()
+	c.commits++
+	c.mu.Unlock()
+	for _, p := range tx.Accounts {
+		if p.Account.ID == c.failAccount {
+			return errors.New("i/o timeout")
+		}
+	}
+	return c.Store.Commit(ctx, tx)
+}
+
+func (c *counting) Seen(ctx context.Context, keys []string) (map[string]bool, error) {
+	c.mu.Lock()
+	c.seen++
+	c.mu.Unlock()
+	return c.Store.Seen(ctx, keys)
+}
+
+func batch(acct string, from, n int) []json.RawMessage {
+	var out []json.RawMessage
+	for i := from; i < from+n; i++ {
+		out = append(out, json.RawMessage(fmt.Sprintf(`{"type":"track","messageId":"%s-%d","userId":"u%d","event":"Signed In","timestamp":%q,"context":{"groupId":%q}}`,
+			acct, i, i%5, now.Add(-time.Duration(n-i)*time.Minute).Format(time.RFC3339), acct)))
+	}
+	return out
+}
+
+func TestOneRequestWritesEachAccountOnceAndReadsDedupeOnce(t *testing.T) {
+	tests := []struct {
+		name     string
+		messages int
+		commits  int
+	}{
+		{"a small batch is one commit", 10, 1},
+		{"60 messages of one account are one commit (was 2 chunks of 30)", 60, 1},
+		{"100 messages need two commits: 100 markers and the account exceed 100 items (was 4)", 100, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, st := newService(t)
+			c := &counting{Store: st}
+			svc.Store = c
+			res, err := svc.Product(context.Background(), batch("acme", 0, tt.messages), now)
+			if err != nil || res.Applied != tt.messages {
+				t.Fatalf("applied %d, %v", res.Applied, err)
+			}
+			if c.commits != tt.commits {
+				t.Errorf("%d commits, want %d", c.commits, tt.commits)
+			}
+			if c.seen != 1 {
+				t.Errorf("%d dedupe reads, want 1", c.seen)
+			}
+		})
+	}
+}
+
+func TestAFailingAccountIsReportedPerMessageAndDoesNotStopTheOthers(t *testing.T) {
+	svc, st := newService(t)
+	c := &counting{Store: st, failAccount: "globex"}
+	svc.Store = c
+	msgs := append(batch("acme", 0, 3), batch("globex", 0, 2)...)
+	msgs = append(msgs, batch("initech", 0, 1)...)
+	res, err := svc.Product(context.Background(), msgs, now)
+	if err == nil {
+		t.Fatal("no error for the account that failed")
+	}
+	if !slices.Equal(res.Failed, []int{3, 4}) {
+		t.Errorf("Failed = %v, want [3 4] (globex's messages)", res.Failed)
+	}
+	if res.Applied != 4 || !slices.Equal(res.Accounts, []string{"acme", "initech"}) {
+		t.Errorf("applied %d to %v, want 4 to acme and initech", res.Applied, res.Accounts)
+	}
+	// The retry of the whole request applies only what failed.
+	c.failAccount = ""
+	res, err = svc.Product(context.Background(), msgs, now)
+	if err != nil || res.Applied != 2 || res.Duplicate != 4 {
+		t.Errorf("retry: applied %d duplicate %d, %v; want 2 and 4", res.Applied, res.Duplicate, err)
+	}
+}
