@@ -1,6 +1,8 @@
 package account
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -139,5 +141,52 @@ func TestMergeKeepsBothSides(t *testing.T) {
 	if product.StripeCustomerID != "cus_1" || product.Name != "Acme" || product.Billing.Status() != StatusPastDue ||
 		product.Usage.Users.Len() != 2 || product.Usage.Days[0].Events != 2 || !product.CreatedAt.Equal(stripe.CreatedAt) {
 		t.Fatalf("merge lost data: %+v", product)
+	}
+}
+
+func TestUserSetEncodesTwoThousandUsersInAFewKilobytesExactly(t *testing.T) {
+	var s UserSet
+	today := Day(t0)
+	for u := 0; u < MaxUsers; u++ {
+		s.Touch(fmt.Sprintf("user-%d@example.com", u), today-int32(u%30))
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back UserSet
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 7, 30} {
+		if got, want := back.ActiveSince(today, n), s.ActiveSince(today, n); got != want {
+			t.Errorf("ActiveSince(%d) after a round trip = %d, want %d", n, got, want)
+		}
+	}
+	// 2,000 users were 24,000 bytes (32 KB as base64) in the 12-byte format; now about 2.5
+	// bytes a user before base64.
+	if len(b) > 6700 {
+		t.Errorf("2,000 users encode to %d bytes, want at most 6,700", len(b))
+	}
+	t.Logf("2,000 users: %d bytes (%.2f a user)", len(b), float64(len(b))/MaxUsers)
+}
+
+func TestUserSetReadsTheEarlierFormatAndRefusesGarbage(t *testing.T) {
+	old := make([]byte, 0, 24)
+	old = binary.BigEndian.AppendUint64(old, 0xABCDEF0123456789)
+	old = binary.BigEndian.AppendUint32(old, 100)
+	old = binary.BigEndian.AppendUint64(old, 0x0000000000000001)
+	old = binary.BigEndian.AppendUint32(old, 90)
+	var s UserSet
+	if err := json.Unmarshal([]byte(`"`+base64.StdEncoding.EncodeToString(old)+`"`), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 2 || s.ActiveSince(100, 1) != 1 || s.ActiveSince(100, 11) != 2 {
+		t.Errorf("earlier format decoded to %d users", s.Len())
+	}
+	for _, garbage := range [][]byte{{1}, {1, 5}, {1, 5, 200, 1}, {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
+		if err := json.Unmarshal([]byte(`"`+base64.StdEncoding.EncodeToString(garbage)+`"`), &s); err == nil {
+			t.Errorf("garbage %x decoded", garbage)
+		}
 	}
 }

@@ -228,23 +228,32 @@ func (u *Usage) merge(src *Usage) {
 }
 
 // UserSet is a bounded set of users, each with the last day it was active. Users are kept by
-// a 64-bit hash of their id, so no identifier is stored, and the set encodes compactly (12
-// bytes a user) because every account write is billed by size.
+// a 24-bit fingerprint of a hash of their id, so no identifier is stored and the set encodes
+// in about 2.5 bytes a user (every account write is billed by size). Two users share a
+// fingerprint with probability n²/2²⁵ — about 0.1 pairs among 2,000 users — and then count as
+// one.
 type UserSet struct {
-	m map[uint64]int32
+	m map[uint32]int32
 }
 
-func hashUser(id string) uint64 {
+// userBits is the width of a user fingerprint; userDays how many days of activity the
+// encoding keeps (the 30-day window and a day of slack): older activity counts in no window.
+const (
+	userBits = 24
+	userDays = 31
+)
+
+func hashUser(id string) uint32 {
 	s := sha256.Sum256([]byte(id))
-	return binary.BigEndian.Uint64(s[:8])
+	return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2])
 }
 
 // Touch records that user id was active on day.
 func (s *UserSet) Touch(id string, day int32) { s.touchHash(hashUser(id), day) }
 
-func (s *UserSet) touchHash(h uint64, day int32) {
+func (s *UserSet) touchHash(h uint32, day int32) {
 	if s.m == nil {
-		s.m = map[uint64]int32{}
+		s.m = map[uint32]int32{}
 	}
 	if old, ok := s.m[h]; ok {
 		if day > old {
@@ -254,7 +263,7 @@ func (s *UserSet) touchHash(h uint64, day int32) {
 	}
 	s.m[h] = day
 	if len(s.m) > MaxUsers {
-		var victim uint64
+		var victim uint32
 		oldest := int32(1<<31 - 1)
 		for k, d := range s.m {
 			if d < oldest || (d == oldest && k < victim) {
@@ -281,34 +290,193 @@ func (s UserSet) Len() int { return len(s.m) }
 
 func (s UserSet) clone() UserSet { return UserSet{m: cloneMap(s.m)} }
 
-// MarshalJSON encodes the set as base64 of sorted (hash, day) pairs.
+// MarshalJSON encodes the set as base64 of: a version byte (1), the newest day (uvarint), then
+// for each of the userDays days back from it the number of users last active that day
+// (uvarint) and, when not zero, a Rice parameter byte; then one bit stream holding, day by
+// day, the sorted fingerprints as Rice-coded gaps. Activity older than userDays before the
+// newest day is left out: no window counts it.
 func (s UserSet) MarshalJSON() ([]byte, error) {
-	keys := make([]uint64, 0, len(s.m))
-	for k := range s.m {
-		keys = append(keys, k)
+	var newest int32
+	for _, d := range s.m {
+		newest = max(newest, d)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	buf := make([]byte, 0, 12*len(keys))
-	for _, k := range keys {
-		buf = binary.BigEndian.AppendUint64(buf, k)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(s.m[k]))
+	groups := make([][]uint32, userDays)
+	for h, d := range s.m {
+		if o := newest - d; o >= 0 && o < userDays {
+			groups[o] = append(groups[o], h)
+		}
 	}
+	buf := []byte{1}
+	buf = binary.AppendUvarint(buf, uint64(max(newest, 0)))
+	var w bitWriter
+	for _, g := range groups {
+		buf = binary.AppendUvarint(buf, uint64(len(g)))
+		if len(g) == 0 {
+			continue
+		}
+		slices.Sort(g)
+		k := riceParam(len(g))
+		buf = append(buf, k)
+		prev := uint32(0)
+		for i, h := range g {
+			gap := h - prev
+			if i > 0 {
+				gap-- // distinct and sorted: gaps after the first are at least 1
+			}
+			w.rice(gap, k)
+			prev = h
+		}
+	}
+	buf = append(buf, w.bytes()...)
 	return json.Marshal(base64.StdEncoding.EncodeToString(buf))
 }
 
-// UnmarshalJSON decodes what MarshalJSON wrote.
+// UnmarshalJSON decodes what MarshalJSON wrote, and the earlier format of 12-byte (64-bit
+// hash, day) records.
 func (s *UserSet) UnmarshalJSON(b []byte) error {
 	var enc string
 	if err := json.Unmarshal(b, &enc); err != nil {
 		return err
 	}
 	buf, err := base64.StdEncoding.DecodeString(enc)
-	if err != nil || len(buf)%12 != 0 {
+	if err != nil {
 		return fmt.Errorf("account: bad user set encoding")
 	}
-	s.m = make(map[uint64]int32, len(buf)/12)
+	if len(buf) > 0 && buf[0] == 1 {
+		return s.decode(buf[1:])
+	}
+	if len(buf)%12 != 0 {
+		return fmt.Errorf("account: bad user set encoding")
+	}
+	s.m = make(map[uint32]int32, len(buf)/12)
 	for i := 0; i < len(buf); i += 12 {
-		s.m[binary.BigEndian.Uint64(buf[i:])] = int32(binary.BigEndian.Uint32(buf[i+8:]))
+		s.touchHash(uint32(binary.BigEndian.Uint64(buf[i:])>>(64-userBits)), int32(binary.BigEndian.Uint32(buf[i+8:])))
 	}
 	return nil
+}
+
+func (s *UserSet) decode(buf []byte) error {
+	bad := fmt.Errorf("account: bad user set encoding")
+	newest, n := binary.Uvarint(buf)
+	if n <= 0 || newest > 1<<31-1 {
+		return bad
+	}
+	buf = buf[n:]
+	counts := make([]int, userDays)
+	params := make([]uint8, userDays)
+	total := 0
+	for o := range counts {
+		c, n := binary.Uvarint(buf)
+		if n <= 0 || c > MaxUsers || total+int(c) > MaxUsers {
+			return bad
+		}
+		buf = buf[n:]
+		counts[o], total = int(c), total+int(c)
+		if c > 0 {
+			if len(buf) == 0 || buf[0] > userBits {
+				return bad
+			}
+			params[o], buf = buf[0], buf[1:]
+		}
+	}
+	r := bitReader{buf: buf}
+	s.m = make(map[uint32]int32, total)
+	for o, c := range counts {
+		prev := uint32(0)
+		for i := 0; i < c; i++ {
+			gap, ok := r.rice(params[o])
+			if !ok {
+				return bad
+			}
+			h := prev + gap
+			if i > 0 {
+				h++
+			}
+			if h >= 1<<userBits {
+				return bad
+			}
+			s.m[h] = int32(newest) - int32(o)
+			prev = h
+		}
+	}
+	return nil
+}
+
+// riceParam is the Rice parameter for n sorted values spread over the fingerprint space:
+// about log2 of the mean gap.
+func riceParam(n int) uint8 {
+	k := uint8(0)
+	for mean := (1 << userBits) / (n + 1); mean > 1; mean >>= 1 {
+		k++
+	}
+	return k
+}
+
+// bitWriter appends bits, most significant first.
+type bitWriter struct {
+	out  []byte
+	cur  byte
+	used uint8
+}
+
+func (w *bitWriter) bit(b uint32) {
+	w.cur = w.cur<<1 | byte(b&1)
+	if w.used++; w.used == 8 {
+		w.out, w.cur, w.used = append(w.out, w.cur), 0, 0
+	}
+}
+
+// rice writes v as v>>k ones, a zero, then the low k bits of v.
+func (w *bitWriter) rice(v uint32, k uint8) {
+	for q := v >> k; q > 0; q-- {
+		w.bit(1)
+	}
+	w.bit(0)
+	for i := int(k) - 1; i >= 0; i-- {
+		w.bit(v >> uint(i))
+	}
+}
+
+func (w *bitWriter) bytes() []byte {
+	if w.used == 0 {
+		return w.out
+	}
+	return append(w.out, w.cur<<(8-w.used))
+}
+
+type bitReader struct {
+	buf []byte
+	pos int // in bits
+}
+
+func (r *bitReader) bit() (uint32, bool) {
+	if r.pos >= 8*len(r.buf) {
+		return 0, false
+	}
+	b := r.buf[r.pos/8] >> (7 - uint(r.pos%8)) & 1
+	r.pos++
+	return uint32(b), true
+}
+
+func (r *bitReader) rice(k uint8) (uint32, bool) {
+	var q uint32
+	for {
+		b, ok := r.bit()
+		if !ok || q > 1<<userBits {
+			return 0, false
+		}
+		if b == 0 {
+			break
+		}
+		q++
+	}
+	v := q
+	for i := uint8(0); i < k; i++ {
+		b, ok := r.bit()
+		if !ok {
+			return 0, false
+		}
+		v = v<<1 | b
+	}
+	return v, true
 }
