@@ -63,6 +63,8 @@ func (f ChargeLookupFunc) ChargeCustomer(ctx context.Context, chargeID string) (
 type write struct {
 	// keys are the dedupe keys of the deliveries this write applies.
 	keys []string
+	// expires, when set, gives a key's marker expiry; others expire MarkerTTL after now.
+	expires map[string]time.Time
 	// seen, when set, is a dedupe lookup of keys the caller made already; the first attempt
 	// uses it instead of reading again, a retry after a conflict reads afresh.
 	seen map[string]bool
@@ -188,7 +190,11 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	a.UpdatedAt = now.UTC()
 	tx.Accounts = append([]store.Put{{Account: a, Expect: expect}}, tx.Accounts...)
 	for k := range fresh {
-		tx.Markers = append(tx.Markers, store.Marker{Key: k, Expires: now.Add(MarkerTTL)})
+		exp, ok := w.expires[k]
+		if !ok {
+			exp = now.Add(MarkerTTL)
+		}
+		tx.Markers = append(tx.Markers, store.Marker{Key: k, Expires: exp})
 	}
 	tx.Links = append(tx.Links, p.links...)
 	for _, e := range out.events {

@@ -365,11 +365,14 @@ func split(ps []*parsed) [][]*parsed {
 // lookup, used on the first attempt; refused says why a Stripe customer claim was not linked.
 func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
 	keys := make([]string, len(ps))
+	expires := make(map[string]time.Time, len(ps))
 	for i, p := range ps {
 		keys[i] = p.key
+		expires[p.key] = usage.MarkerExpiry(p.msg.At, now, MarkerTTL)
 	}
 	out, err := s.run(ctx, write{
 		keys:       keys,
+		expires:    expires,
 		seen:       seen,
 		deferScore: deferScore,
 		resolve: func(ctx context.Context) (plan, error) {
@@ -395,7 +398,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
 			for _, p := range ps {
 				if fresh[p.key] {
-					usage.Apply(a, &p.msg, s.Scorecard.Events)
+					s.applyMessage(a, &p.msg, now)
 				}
 			}
 			return nil
@@ -425,6 +428,7 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 		}
 		keys := make([]string, len(hs))
 		msgs := make([]usage.Message, len(hs))
+		expires := make(map[string]time.Time, len(hs))
 		for i, h := range hs {
 			keys[i] = "msg:" + h.MessageID
 			m, err := usage.Parse(h.Body, h.At)
@@ -432,15 +436,17 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 				return fault.E("release held", fault.Internal, fmt.Errorf("held message %s: %w", h.MessageID, err))
 			}
 			msgs[i] = m
+			expires[keys[i]] = usage.MarkerExpiry(m.At, now, MarkerTTL)
 		}
 		_, err = s.run(ctx, write{
 			keys:    keys,
+			expires: expires,
 			always:  true,
 			resolve: func(context.Context) (plan, error) { return plan{target: acct}, nil },
 			apply: func(a *account.Account, fresh map[string]bool, tx *store.Tx) error {
 				for i := range msgs {
 					if fresh[keys[i]] {
-						usage.Apply(a, &msgs[i], s.Scorecard.Events)
+						s.applyMessage(a, &msgs[i], now)
 					}
 				}
 				tx.Release = hs
@@ -453,6 +459,16 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 		s.logger().Info("released held messages", "account", acct, "count", len(hs))
 	}
 	return nil
+}
+
+// applyMessage applies m to a. A message from beyond usage.Horizon may have outlived its
+// dedupe marker, so it changes only what applying it twice would not.
+func (s *Service) applyMessage(a *account.Account, m *usage.Message, now time.Time) {
+	if usage.Countable(m.At, now) {
+		usage.Apply(a, m, s.Scorecard.Events)
+		return
+	}
+	usage.Replayed(a, m, s.Scorecard.Events)
 }
 
 func uniqueInts(xs []int) []int {

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
+	"github.com/churnsignal/churnsignal/shared/store/bolt"
 )
 
 // counting counts the store calls the product path makes, and fails commits to one account.
@@ -99,5 +102,46 @@ func TestAFailingAccountIsReportedPerMessageAndDoesNotStopTheOthers(t *testing.T
 	res, err = svc.Product(context.Background(), msgs, now)
 	if err != nil || res.Applied != 2 || res.Duplicate != 4 {
 		t.Errorf("retry: applied %d duplicate %d, %v; want 2 and 4", res.Applied, res.Duplicate, err)
+	}
+}
+
+func TestAReplayBeyondTheDedupeHorizonNeverCountsTwice(t *testing.T) {
+	clock := now
+	st, err := bolt.Open(t.TempDir(), bolt.WithClock(func() time.Time { return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := &Service{Store: st, Scorecard: score.Default()}
+	at := now.Add(-time.Hour)
+	msg := func(id, event string) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"type":"track","messageId":%q,"userId":"admin","event":%q,"timestamp":%q,"context":{"groupId":"acme"}}`,
+			id, event, at.Format(time.RFC3339)))
+	}
+	batch := []json.RawMessage{msg("r-1", "Account Added User"), msg("r-2", "Invite Sent"), msg("r-3", "Report Created"), msg("r-4", "Ticket Created")}
+	counters := func() (members, invites, events, tickets int) {
+		a, err := st.Get(context.Background(), "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		today := account.Day(at)
+		return a.Usage.Members, a.Usage.Invites, a.Usage.EventsBetween(today-59, today+1), a.Voice.TicketsSince(at.AddDate(0, 0, -1))
+	}
+	for _, replay := range []struct {
+		name  string
+		after time.Duration
+	}{
+		{"first delivery", 0},
+		{"a Segment Replay 40 days later (markers used to expire after 30)", 40 * 24 * time.Hour},
+		{"a re-run import 70 days later, beyond every marker", 70 * 24 * time.Hour},
+		{"and once more", 71 * 24 * time.Hour},
+	} {
+		clock = now.Add(replay.after)
+		if _, err := svc.Product(context.Background(), batch, clock); err != nil {
+			t.Fatalf("%s: %v", replay.name, err)
+		}
+		if m, i, e, tk := counters(); m != 1 || i != 1 || e != 4 || tk != 1 {
+			t.Errorf("after %s: members %d invites %d events %d tickets %d, want 1 1 4 1", replay.name, m, i, e, tk)
+		}
 	}
 }
