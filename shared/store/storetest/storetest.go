@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every store.Store implementation must pass:
-// atomic conditional commits, dedupe markers, conflict retry, outbox order, listing by band,
-// held messages and links. Run it from the implementation's tests with Run.
+// atomic conditional commits, dedupe markers, conflict retry, per-account outbox order, listing
+// most at risk first with opaque cursors, scans by shard, held messages and links. Run it from
+// the implementation's tests with Run.
 package storetest
 
 import (
