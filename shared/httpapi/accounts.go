@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/ingest"
 	"github.com/churnsignal/churnsignal/shared/risk"
 	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/usage"
@@ -222,18 +223,26 @@ func (a *api) find(r *http.Request, id string) (*account.Account, error) {
 
 // Summary is one row of GET /accounts.
 type Summary struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Segment   string          `json:"segment"`
-	Score     int             `json:"score"`
-	Band      string          `json:"band"`
-	Churned   bool            `json:"churned"`
-	MRR       risk.Money      `json:"mrr"`
-	TopReason *account.Reason `json:"top_reason"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Segment   string     `json:"segment"`
+	Score     int        `json:"score"`
+	Band      string     `json:"band"`
+	Churned   bool       `json:"churned"`
+	MRR       risk.Money `json:"mrr"`
+	TopReason *TopReason `json:"top_reason"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// list handles GET /accounts?band=&segment=&limit=&cursor=&include_churned=.
+// TopReason is the reason that costs an account the most points, as a list shows it; the
+// account view has every reason with its kind and impact.
+type TopReason struct {
+	Measure string `json:"measure"`
+	Detail  string `json:"detail"`
+}
+
+// list handles GET /accounts?band=&segment=&limit=&cursor=&include_churned=: most at risk
+// first (BAD, NORMAL, GOOD, each lowest score first), from the store's summaries.
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	query := store.Query{Band: q.Get("band"), Segment: q.Get("segment"), Cursor: q.Get("cursor"), Limit: 50}
@@ -260,6 +269,10 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		query.IncludeChurned = b
 	}
 	page, err := a.Store.List(r.Context(), query)
+	if errors.Is(err, store.ErrInvalidCursor) {
+		reply(w, r, fail(http.StatusBadRequest, "cursor is not one returned for this query"))
+		return
+	}
 	if err != nil {
 		reply(w, r, readErr("list accounts", err))
 		return
@@ -268,34 +281,74 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		Accounts   []Summary `json:"accounts"`
 		NextCursor string    `json:"next_cursor,omitempty"`
 	}{Accounts: []Summary{}, NextCursor: page.Next}
-	for _, acct := range page.Accounts {
-		mrr, cur := acct.Billing.MRR()
-		s := Summary{ID: acct.ID, Name: acct.Name, Segment: acct.Health.Segment, Score: acct.Health.Score, Band: acct.Health.Band,
-			Churned: acct.Churned(), MRR: risk.Money{Amount: mrr, Currency: cur}, UpdatedAt: acct.Health.UpdatedAt}
-		if len(acct.Health.Reasons) > 0 {
-			s.TopReason = &acct.Health.Reasons[0]
+	for _, sum := range page.Summaries {
+		s := Summary{ID: sum.ID, Name: sum.Name, Segment: sum.Segment, Score: sum.Score, Band: sum.Band,
+			Churned: sum.Churned, MRR: risk.Money{Amount: sum.MRR, Currency: sum.Currency}, UpdatedAt: sum.UpdatedAt}
+		if sum.TopReason != "" {
+			s.TopReason = &TopReason{Measure: sum.TopMeasure, Detail: sum.TopReason}
 		}
 		out.Accounts = append(out.Accounts, s)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// recompute handles POST /jobs/recompute?at=RFC3339.
+// recompute handles POST /jobs/recompute?at=&dry_run=&shard=&shards=&cursor=&budget=. With
+// at (RFC 3339) it is a simulation: nothing is written or published, and the answer lists
+// what would change. shard/shards select part of the accounts, cursor resumes an earlier run
+// and budget (a Go duration, "30s") bounds how long this call runs.
 func (a *api) recompute(w http.ResponseWriter, r *http.Request) {
-	at := a.Now()
-	if s := r.URL.Query().Get("at"); s != "" {
+	q := r.URL.Query()
+	req := ingest.RecomputeRequest{At: a.Now(), Cursor: q.Get("cursor"), Shards: 1}
+	if s := q.Get("at"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
 			reply(w, r, fail(http.StatusBadRequest, "at must be an RFC 3339 time"))
 			return
 		}
-		at = t
+		req.At, req.DryRun = t, true
 	}
-	res, err := a.Service.Recompute(r.Context(), at)
+	if s := q.Get("dry_run"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil || (!b && req.DryRun) {
+			reply(w, r, fail(http.StatusBadRequest, "dry_run must be true or false, and true with at"))
+			return
+		}
+		req.DryRun = req.DryRun || b
+	}
+	if s := q.Get("shards"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			reply(w, r, fail(http.StatusBadRequest, "shards must be 1–10000"))
+			return
+		}
+		req.Shards = n
+	}
+	if s := q.Get("shard"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n >= req.Shards {
+			reply(w, r, fail(http.StatusBadRequest, "shard must be 0 to shards-1"))
+			return
+		}
+		req.Shard = n
+	}
+	if s := q.Get("budget"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			reply(w, r, fail(http.StatusBadRequest, `budget must be a positive duration such as "30s"`))
+			return
+		}
+		req.Budget = d
+	}
+	res, err := a.Service.Recompute(r.Context(), req)
+	if errors.Is(err, store.ErrInvalidCursor) {
+		reply(w, r, fail(http.StatusBadRequest, "cursor is not one returned for this shard"))
+		return
+	}
 	if err != nil {
 		reply(w, r, err)
 		return
 	}
-	note(r, slog.Int("scored", res.Scored), slog.Int("changed", res.Changed), slog.Int("events", res.Events))
+	note(r, slog.Int("scored", res.Scored), slog.Int("changed", res.Changed), slog.Int("events", res.Events),
+		slog.Bool("dry_run", res.DryRun), slog.Int("failed", res.FailedCount))
 	writeJSON(w, http.StatusOK, res)
 }

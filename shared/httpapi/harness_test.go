@@ -137,13 +137,21 @@ func (h *harness) product(body []byte) (int, map[string]any) {
 	return h.post("/webhooks/product", body, map[string]string{"Authorization": "Bearer " + productSecret})
 }
 
+// recompute moves the clock to at and runs the recompute job.
 func (h *harness) recompute(at time.Time) map[string]any {
 	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/jobs/recompute?at="+at.Format(time.RFC3339), nil)
+	h.setNow(at)
+	return h.job("/jobs/recompute")
+}
+
+// job posts to a job route and returns its answer, failing the test unless it is a 200.
+func (h *harness) job(path string) map[string]any {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.srv.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+apiToken)
 	code, m := h.do(req)
 	if code != 200 {
-		h.t.Fatalf("recompute: %d %v", code, m)
+		h.t.Fatalf("POST %s: %d %v", path, code, m)
 	}
 	return m
 }
@@ -172,7 +180,7 @@ func (h *harness) events() []risk.Event {
 func (h *harness) nothingStored() {
 	h.t.Helper()
 	ctx := context.Background()
-	as, _, err := h.st.Scan(ctx, "", 10)
+	as, _, err := h.st.Scan(ctx, 0, 1, "", 10)
 	if err != nil || len(as) != 0 {
 		h.t.Errorf("accounts stored: %d (%v)", len(as), err)
 	}

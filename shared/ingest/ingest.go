@@ -188,7 +188,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		return out, nil
 	}
 	a.UpdatedAt = now.UTC()
-	tx.Accounts = append([]store.Put{{Account: a, Expect: expect}}, tx.Accounts...)
+	tx.Accounts = append([]store.Put{{Account: a, Expect: expect, Summary: summarize(a)}}, tx.Accounts...)
 	for k := range fresh {
 		exp, ok := w.expires[k]
 		if !ok {

@@ -127,8 +127,8 @@ func TestSubscriptionBeforeCustomerEndsOnTheNamedAccount(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 	page, _ := st.List(ctx, store.Query{})
-	if len(page.Accounts) != 1 {
-		t.Fatalf("%d accounts listed, want 1", len(page.Accounts))
+	if len(page.Summaries) != 1 {
+		t.Fatalf("%d accounts listed, want 1", len(page.Summaries))
 	}
 }
 
@@ -138,7 +138,7 @@ func TestRecomputeWritesOnlyWhatChanged(t *testing.T) {
 	for _, name := range []string{"acme-customer.created.json", "acme-customer.subscription.created.json", "globex-customer.created.json"} {
 		svc.Stripe(ctx, change(t, name), now)
 	}
-	res, err := svc.Recompute(ctx, now)
+	res, err := svc.Recompute(ctx, RecomputeRequest{At: now})
 	if err != nil || res.Scored != 2 || res.Changed != 0 || res.Events != 0 {
 		t.Fatalf("recompute at the same time: %+v %v", res, err)
 	}
@@ -163,7 +163,7 @@ func TestRecomputeReadsUnchangedAccountsOnlyInTheScan(t *testing.T) {
 	}
 	cs := &countingStore{Store: st}
 	svc.Store = cs
-	if res, err := svc.Recompute(ctx, now); err != nil || res.Changed != 0 {
+	if res, err := svc.Recompute(ctx, RecomputeRequest{At: now}); err != nil || res.Changed != 0 {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if cs.gets != 0 {

@@ -47,15 +47,19 @@ func (l *Lines) Publish(ctx context.Context, m store.Message) error {
 	return nil
 }
 
-// outbox is what the drainer needs of the store.
-type outbox interface {
+// Outbox is what the drainer needs of a store that keeps its outbox for polling (bbolt,
+// locally); it is not part of store.Store, since on AWS DynamoDB Streams deliver the outbox.
+// Outbox must return each account's messages in commit order; a global order is not needed.
+type Outbox interface {
+	// Outbox returns up to limit unpublished messages.
 	Outbox(ctx context.Context, limit int) ([]store.Message, error)
+	// Ack removes published messages.
 	Ack(ctx context.Context, ids ...string) error
 }
 
-// Drainer moves messages from the outbox to a Publisher, in commit order.
+// Drainer moves messages from an Outbox to a Publisher, keeping each account's commit order.
 type Drainer struct {
-	Outbox    outbox
+	Outbox    Outbox
 	Publisher Publisher
 	Log       *slog.Logger
 	wake      chan struct{}

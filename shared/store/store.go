@@ -86,14 +86,15 @@ type Store interface {
 	// HeldCount counts the unexpired messages held for user without reading their bodies, so
 	// the per-user cap costs a count, not a read of every body. Strongly consistent.
 	HeldCount(ctx context.Context, user string) (int, error)
-	// Outbox returns up to limit unpublished messages, in commit order.
-	Outbox(ctx context.Context, limit int) ([]Message, error)
-	// Ack removes published messages from the outbox.
-	Ack(ctx context.Context, ids ...string) error
-	// List returns accounts in a band (all bands when empty), most at risk first.
+	// List returns the summaries of accounts in a band (all bands when empty), most at risk
+	// first: BAD, then NORMAL, then GOOD, each by score ascending. A cursor that List did not
+	// return for the same query is ErrInvalidCursor.
 	List(ctx context.Context, q Query) (Page, error)
-	// Scan pages through every account, for recompute.
-	Scan(ctx context.Context, cursor string, limit int) ([]*account.Account, string, error)
+	// Scan pages through shard (0 ≤ shard < shards) of the accounts, for recompute: every
+	// account belongs to exactly one shard for a given shards (shards ≤ 1 is the whole key
+	// space). It returns "" as the next cursor on the last page; a cursor it did not return
+	// for the same shard is ErrInvalidCursor.
+	Scan(ctx context.Context, shard, shards int, cursor string, limit int) ([]*account.Account, string, error)
 }
 
 // Target is where a link points and who set it.
@@ -110,6 +111,10 @@ const (
 	SourceStripe = "stripe"
 	SourceGroup  = "group"
 )
+
+// The outbox is not part of Store: each publisher reads it its own way (a goroutine draining
+// bbolt locally, DynamoDB Streams on AWS) through an interface it declares. Consumers get the
+// messages of one account in commit order; there is no global order.
 
 // Tx is one atomic write.
 type Tx struct {
@@ -132,6 +137,10 @@ type Tx struct {
 type Put struct {
 	Account *account.Account
 	Expect  int64
+	// Summary is what List shows of the account, indexed with it so a list never reads whole
+	// accounts. The writer fills it (NewSummary plus the top reason); a zero Summary makes the
+	// store index NewSummary(Account).
+	Summary Summary
 }
 
 // Link points Key at Account (recording its Source), on condition the stored target account is
@@ -177,8 +186,41 @@ type Query struct {
 
 // Page is one page of a List; Next is "" on the last page.
 type Page struct {
-	Accounts []*account.Account
-	Next     string
+	Summaries []Summary
+	Next      string
+}
+
+// ErrInvalidCursor means a List or Scan cursor is not one the store returned for that query:
+// garbage, truncated, or from another query or shard. The caller's input is wrong; retrying
+// does not help.
+var ErrInvalidCursor error = &fault.Error{Op: "store", Kind: fault.Invalid, Err: errors.New("invalid cursor")}
+
+// Summary is one row of an account list: what a CS manager scans to pick whom to call. It is
+// small and self-contained so an index can carry it (a DynamoDB GSI with an INCLUDE
+// projection, bbolt's index value) without reading the account.
+type Summary struct {
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Segment string `json:"segment,omitempty"`
+	Score   int    `json:"score"`
+	Band    string `json:"band"`
+	Churned bool   `json:"churned,omitempty"`
+	// MRR is in minor units of Currency.
+	MRR      int64  `json:"mrr,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	// TopReason is the words of the reason that costs the most points, and TopMeasure its
+	// measure; the writer supplies both, since the stored account need not keep words.
+	TopReason  string    `json:"top_reason,omitempty"`
+	TopMeasure string    `json:"top_measure,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// NewSummary fills a Summary with everything an account says by itself; the top reason is left
+// to the writer.
+func NewSummary(a *account.Account) Summary {
+	mrr, cur := a.Billing.MRR()
+	return Summary{ID: a.ID, Name: a.Name, Segment: a.Health.Segment, Score: a.Health.Score, Band: a.Health.Band,
+		Churned: a.Churned(), MRR: mrr, Currency: cur, UpdatedAt: a.Health.UpdatedAt}
 }
 
 // Size counts the items a Tx writes.

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"path/filepath"
 	"sort"
 	"time"
@@ -26,7 +27,9 @@ var (
 	bLinks    = []byte("links")
 	bOutbox   = []byte("outbox")
 	bHeld     = []byte("held")
-	bByBand   = []byte("by_band")
+	bByRisk   = []byte("by_risk")
+	// bByBandV0 is the list index of earlier versions, replaced by bByRisk.
+	bByBandV0 = []byte("by_band")
 )
 
 // Store is a store.Store in one bbolt file.
@@ -53,12 +56,12 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld, bByBand} {
+		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		return ensureIndex(tx)
 	})
 	if err != nil {
 		db.Close()
@@ -200,7 +203,7 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 			}
 			a := *p.Account
 			a.Version = p.Expect + 1
-			if err := reindex(tx, olds[i], &a); err != nil {
+			if err := reindex(tx, olds[i], &a, p.Summary); err != nil {
 				return err
 			}
 		}
@@ -272,13 +275,31 @@ func (s *Store) Purge(now time.Time) (int, error) {
 	return n, err
 }
 
-// indexKey orders accounts within a band by score, then id: most at risk first.
+// indexKey orders accounts most at risk first: by band (BAD, NORMAL, GOOD), then score
+// ascending, then id. The band's rank comes first so one walk of the index serves a list of
+// every band; its name follows so a list of one band is a prefix.
 func indexKey(a *account.Account) []byte {
-	return []byte(fmt.Sprintf("%s\x00%03d\x00%s", a.Health.Band, a.Health.Score, a.ID))
+	return []byte(fmt.Sprintf("%s\x00%03d\x00%s", bandPrefix(a.Health.Band), a.Health.Score, a.ID))
 }
 
-func reindex(tx *bbolt.Tx, old, a *account.Account) error {
-	b := tx.Bucket(bByBand)
+// bandPrefix is the start of the index keys of band: its rank, then its name.
+func bandPrefix(band string) string {
+	rank := "9"
+	switch band {
+	case account.BandBad:
+		rank = "0"
+	case account.BandNormal:
+		rank = "1"
+	case account.BandGood:
+		rank = "2"
+	}
+	return rank + band
+}
+
+// reindex moves a's entry in the list index; the entry's value is the summary List returns,
+// so a list never decodes accounts.
+func reindex(tx *bbolt.Tx, old, a *account.Account, sum store.Summary) error {
+	b := tx.Bucket(bByRisk)
 	if old != nil && old.Health.Band != "" {
 		if err := b.Delete(indexKey(old)); err != nil {
 			return err
@@ -287,7 +308,41 @@ func reindex(tx *bbolt.Tx, old, a *account.Account) error {
 	if a.Health.Band == "" || a.MergedInto != "" {
 		return nil
 	}
-	return b.Put(indexKey(a), nil)
+	if sum.ID != a.ID {
+		sum = store.NewSummary(a)
+	}
+	v, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	return b.Put(indexKey(a), v)
+}
+
+// ensureIndex builds the list index from the accounts when it does not exist yet (a data file
+// from a version that indexed by band name only), then drops the old index.
+func ensureIndex(tx *bbolt.Tx) error {
+	if tx.Bucket(bByRisk) != nil {
+		return nil
+	}
+	if _, err := tx.CreateBucket(bByRisk); err != nil {
+		return err
+	}
+	if tx.Bucket(bByBandV0) != nil {
+		if err := tx.DeleteBucket(bByBandV0); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bAccounts).ForEach(func(k, v []byte) error {
+		var a account.Account
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("bolt: decode account %s: %w", k, err)
+		}
+		sum := store.NewSummary(&a)
+		if len(a.Health.Reasons) > 0 {
+			sum.TopReason, sum.TopMeasure = a.Health.Reasons[0].Detail, a.Health.Reasons[0].Measure
+		}
+		return reindex(tx, nil, &a, sum)
+	})
 }
 
 func heldKey(user, msgID string) []byte { return []byte(user + "\x00" + msgID) }
@@ -350,7 +405,9 @@ func sortHeld(hs []store.Held) {
 	sort.SliceStable(hs, func(i, j int) bool { return hs[i].At.Before(hs[j].At) })
 }
 
-// Outbox implements store.Store.
+// Outbox returns up to limit unpublished messages in commit order (globally, which keeps the
+// per-account order publishers promise). It is not part of store.Store: the local drainer
+// reads it through publish.Outbox.
 func (s *Store) Outbox(ctx context.Context, limit int) ([]store.Message, error) {
 	var out []store.Message
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -367,7 +424,7 @@ func (s *Store) Outbox(ctx context.Context, limit int) ([]store.Message, error) 
 	return out, err
 }
 
-// Ack implements store.Store.
+// Ack removes published messages from the outbox.
 func (s *Store) Ack(ctx context.Context, ids ...string) error {
 	want := map[string]bool{}
 	for _, id := range ids {
@@ -392,71 +449,108 @@ func (s *Store) Ack(ctx context.Context, ids ...string) error {
 	})
 }
 
-// List implements store.Store: it walks the band index in score order.
+// List implements store.Store: it walks the risk index, whose values are the summaries, so it
+// reads no account.
 func (s *Store) List(ctx context.Context, q store.Query) (store.Page, error) {
-	var page store.Page
+	page := store.Page{Summaries: []store.Summary{}}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	prefix := []byte{}
+	var prefix []byte
 	if q.Band != "" {
-		prefix = []byte(q.Band + "\x00")
+		prefix = []byte(bandPrefix(q.Band) + "\x00")
+	}
+	scope := fmt.Sprintf("list\x00%s\x00%s\x00%t", q.Band, q.Segment, q.IncludeChurned)
+	var after []byte
+	if q.Cursor != "" {
+		var err error
+		if after, err = store.DecodeCursor(scope, q.Cursor); err != nil || !bytes.HasPrefix(after, prefix) {
+			return page, store.ErrInvalidCursor
+		}
 	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bByBand).Cursor()
-		k, _ := c.Seek(prefix)
-		if q.Cursor != "" {
-			k, _ = c.Seek([]byte(q.Cursor))
-			if k != nil && string(k) == q.Cursor {
-				k, _ = c.Next()
+		c := tx.Bucket(bByRisk).Cursor()
+		k, v := c.Seek(prefix)
+		if after != nil {
+			if k, v = c.Seek(after); bytes.Equal(k, after) {
+				k, v = c.Next()
 			}
 		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			parts := bytes.SplitN(k, []byte{0}, 3)
-			a, err := getAccount(tx, string(parts[2]))
-			if err != nil {
-				return err
+		var last []byte
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var sum store.Summary
+			if err := json.Unmarshal(v, &sum); err != nil {
+				return fmt.Errorf("bolt: decode index entry %q: %w", k, err)
 			}
-			if (q.Segment != "" && a.Health.Segment != q.Segment) || (!q.IncludeChurned && a.Churned()) {
+			if (q.Segment != "" && sum.Segment != q.Segment) || (!q.IncludeChurned && sum.Churned) {
 				continue
 			}
-			if len(page.Accounts) == limit {
-				page.Next = string(indexKey(page.Accounts[limit-1]))
+			if len(page.Summaries) == limit {
+				page.Next = store.EncodeCursor(scope, last)
 				return nil
 			}
-			page.Accounts = append(page.Accounts, a)
+			page.Summaries = append(page.Summaries, sum)
+			last = append(last[:0], k...)
 		}
 		return nil
 	})
 	return page, err
 }
 
-// Scan implements store.Store.
-func (s *Store) Scan(ctx context.Context, cursor string, limit int) ([]*account.Account, string, error) {
+// Scan implements store.Store. A shard is the accounts whose id hashes (FNV-1a) to it modulo
+// shards; each shard walks the key space and decodes only its own accounts.
+func (s *Store) Scan(ctx context.Context, shard, shards int, cursor string, limit int) ([]*account.Account, string, error) {
+	if shards < 1 {
+		shards = 1
+	}
+	if shard < 0 || shard >= shards {
+		return nil, "", fmt.Errorf("bolt: scan shard %d of %d: no such shard", shard, shards)
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	scope := fmt.Sprintf("scan\x00%d\x00%d", shard, shards)
+	var after []byte
+	if cursor != "" {
+		var err error
+		if after, err = store.DecodeCursor(scope, cursor); err != nil {
+			return nil, "", err
+		}
+	}
 	var out []*account.Account
 	next := ""
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bAccounts).Cursor()
 		k, v := c.First()
-		if cursor != "" {
-			k, v = c.Seek([]byte(cursor))
-			if k != nil && string(k) == cursor {
+		if after != nil {
+			if k, v = c.Seek(after); bytes.Equal(k, after) {
 				k, v = c.Next()
 			}
 		}
 		for ; k != nil; k, v = c.Next() {
+			if shardOf(k, shards) != shard {
+				continue
+			}
 			if len(out) == limit {
-				next = out[len(out)-1].ID
+				next = store.EncodeCursor(scope, []byte(out[len(out)-1].ID))
 				return nil
 			}
 			var a account.Account
 			if err := json.Unmarshal(v, &a); err != nil {
-				return err
+				return fmt.Errorf("bolt: decode account %s: %w", k, err)
 			}
 			out = append(out, &a)
 		}
 		return nil
 	})
 	return out, next, err
+}
+
+// shardOf is the shard of an account id: FNV-1a of the id modulo shards, stable across runs
+// and processes.
+func shardOf(id []byte, shards int) int {
+	h := fnv.New32a()
+	h.Write(id)
+	return int(h.Sum32() % uint32(shards))
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/store/storetest"
@@ -53,7 +55,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if out, _ := s.Outbox(ctx, 10); len(out) != 1 {
 		t.Errorf("outbox after reopen: %+v", out)
 	}
-	if page, _ := s.List(ctx, store.Query{Band: account.BandBad}); len(page.Accounts) != 1 {
+	if page, _ := s.List(ctx, store.Query{Band: account.BandBad}); len(page.Summaries) != 1 {
 		t.Errorf("band index after reopen: %+v", page)
 	}
 }
@@ -107,5 +109,54 @@ func TestExpiryFollowsTheInjectedClockNotTheWallClock(t *testing.T) {
 	}
 	if err := s.Commit(ctx, store.Tx{Markers: []store.Marker{{Key: "msg:a", Expires: clock.Add(time.Hour)}}}); err != nil {
 		t.Errorf("re-marking an expired marker: %v", err)
+	}
+}
+
+func TestADataFileWithTheOldBandIndexListsMostAtRiskFirst(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var puts []store.Put
+	for _, x := range []struct {
+		id    string
+		score int
+		band  string
+	}{{"good", 90, account.BandGood}, {"normal", 60, account.BandNormal}, {"bad", 30, account.BandBad}} {
+		a := account.New(x.id, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+		a.Health.Score, a.Health.Band = x.score, x.band
+		a.Health.Reasons = []account.Reason{{Measure: "nps", Detail: x.id + " reason"}}
+		puts = append(puts, store.Put{Account: a})
+	}
+	if err := s.Commit(context.Background(), store.Tx{Accounts: puts}); err != nil {
+		t.Fatal(err)
+	}
+	// Make the file look like one written by the previous version: its index was by_band,
+	// keyed by band name.
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bByRisk); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucket(bByBandV0)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("BAD\x00030\x00bad"), nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	page, err := s.List(context.Background(), store.Query{})
+	if err != nil || len(page.Summaries) != 3 {
+		t.Fatalf("List after reopening an old file: %+v %v", page, err)
+	}
+	if got := page.Summaries[0]; got.ID != "bad" || got.TopReason != "bad reason" || page.Summaries[2].ID != "good" {
+		t.Fatalf("List after reopening an old file = %+v, want bad (with its reason) first, good last", page.Summaries)
 	}
 }

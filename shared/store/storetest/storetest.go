@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every store.Store implementation must pass:
-// atomic conditional commits, dedupe markers, conflict retry, outbox order, listing by band,
-// held messages and links. Run it from the implementation's tests with Run.
+// atomic conditional commits, dedupe markers, conflict retry, per-account outbox order, listing
+// most at risk first with opaque cursors, scans by shard, held messages and links. Run it from
+// the implementation's tests with Run.
 package storetest
 
 import (
@@ -34,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"scan pages through every account", scan},
 		{"concurrent writers to one account each land exactly once", concurrentWriters},
 		{"a transaction over 100 items is refused", tooLarge},
+		{"a list shows the summary the writer indexed", summaries},
+		{"a cursor that was not returned for the query is refused", badCursors},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -125,8 +128,10 @@ func atomicity(t *testing.T, s store.Store) {
 	if len(seen) != 0 {
 		t.Errorf("markers written by a failed commit: %v", seen)
 	}
-	if out, _ := s.Outbox(ctx, 10); len(out) != 0 {
-		t.Errorf("outbox written by a failed commit: %+v", out)
+	if ob, ok := s.(outboxReader); ok {
+		if out, _ := ob.Outbox(ctx, 10); len(out) != 0 {
+			t.Errorf("outbox written by a failed commit: %+v", out)
+		}
 	}
 	if l, _ := s.Links(ctx, []string{"stripe:cus_1"}); len(l) != 0 {
 		t.Errorf("link written by a failed commit: %v", l)
@@ -174,33 +179,63 @@ func links(t *testing.T, s store.Store) {
 	}
 }
 
+// outboxReader is how the suite reads an adapter's outbox when the adapter has one to drain
+// (bbolt); an adapter whose outbox is delivered another way (DynamoDB Streams) skips it.
+type outboxReader interface {
+	Outbox(ctx context.Context, limit int) ([]store.Message, error)
+	Ack(ctx context.Context, ids ...string) error
+}
+
 func outboxOrder(t *testing.T, s store.Store) {
+	ob, ok := s.(outboxReader)
+	if !ok {
+		t.Skip("this store's outbox is not drained through Outbox/Ack")
+	}
 	for i := 0; i < 5; i++ {
-		mustCommit(t, s, store.Tx{Outbox: []store.Message{
-			{ID: fmt.Sprintf("evt_%d_a", i), Body: []byte(`{"n":1}`), Attributes: map[string]string{"type": "churn_risk.raised"}},
-			{ID: fmt.Sprintf("evt_%d_b", i), Body: []byte(`{"n":2}`)},
-		}})
-	}
-	got, err := s.Outbox(ctx, 100)
-	if err != nil || len(got) != 10 {
-		t.Fatalf("Outbox = %d messages, %v; want 10", len(got), err)
-	}
-	for i, m := range got {
-		want := fmt.Sprintf("evt_%d_%c", i/2, "ab"[i%2])
-		if m.ID != want {
-			t.Fatalf("message %d is %s, want %s (commit order)", i, m.ID, want)
+		for _, acct := range []string{"acme", "globex"} {
+			mustCommit(t, s, store.Tx{Outbox: []store.Message{
+				{ID: fmt.Sprintf("%s_%d_a", acct, i), Body: []byte(`{"n":1}`), Attributes: map[string]string{"type": "churn_risk.raised"}},
+				{ID: fmt.Sprintf("%s_%d_b", acct, i), Body: []byte(`{"n":2}`)},
+			}})
 		}
 	}
-	if got[0].Attributes["type"] != "churn_risk.raised" || string(got[0].Body) != `{"n":1}` {
-		t.Errorf("message content lost: %+v", got[0])
+	got, err := ob.Outbox(ctx, 100)
+	if err != nil || len(got) != 20 {
+		t.Fatalf("Outbox = %d messages, %v; want 20", len(got), err)
 	}
-	if err := s.Ack(ctx, "evt_0_a", "evt_1_b"); err != nil {
+	wantOrder := func(msgs []store.Message, acct string, want []string) {
+		t.Helper()
+		var ids []string
+		for _, m := range msgs {
+			if strings.HasPrefix(m.ID, acct+"_") {
+				ids = append(ids, m.ID)
+			}
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Fatalf("%s's messages come as %v, want %v (its commit order)", acct, ids, want)
+		}
+	}
+	for _, acct := range []string{"acme", "globex"} {
+		var want []string
+		for i := 0; i < 10; i++ {
+			want = append(want, fmt.Sprintf("%s_%d_%c", acct, i/2, "ab"[i%2]))
+		}
+		wantOrder(got, acct, want)
+	}
+	for _, m := range got {
+		if m.ID == "acme_0_a" && (m.Attributes["type"] != "churn_risk.raised" || string(m.Body) != `{"n":1}`) {
+			t.Errorf("message content lost: %+v", m)
+		}
+	}
+	if err := ob.Ack(ctx, "acme_0_a", "acme_1_b", "globex_0_a"); err != nil {
 		t.Fatal(err)
 	}
-	rest, _ := s.Outbox(ctx, 3)
-	if len(rest) != 3 || rest[0].ID != "evt_0_b" || rest[1].ID != "evt_1_a" || rest[2].ID != "evt_2_a" {
-		t.Fatalf("after ack: %+v", rest)
+	rest, _ := ob.Outbox(ctx, 100)
+	if len(rest) != 17 {
+		t.Fatalf("after acking 3 of 20: %d left", len(rest))
 	}
+	wantOrder(rest, "acme", []string{"acme_0_b", "acme_1_a", "acme_2_a", "acme_2_b", "acme_3_a", "acme_3_b", "acme_4_a", "acme_4_b"})
+	wantOrder(rest, "globex", []string{"globex_0_b", "globex_1_a", "globex_1_b", "globex_2_a", "globex_2_b", "globex_3_a", "globex_3_b", "globex_4_a", "globex_4_b"})
 }
 
 func listing(t *testing.T, s store.Store) {
@@ -209,22 +244,23 @@ func listing(t *testing.T, s store.Store) {
 	other := acct("tech", 20, account.BandBad)
 	other.Health.Segment = "tech-touch"
 	puts := []store.Put{{Account: acct("b30", 30, account.BandBad)}, {Account: acct("b10", 10, account.BandBad)}, {Account: acct("b40", 40, account.BandBad)},
-		{Account: acct("g90", 90, account.BandGood)}, {Account: churned}, {Account: other}, {Account: acct("b11", 11, account.BandBad)}}
+		{Account: acct("g90", 90, account.BandGood)}, {Account: churned}, {Account: other}, {Account: acct("b11", 11, account.BandBad)},
+		{Account: acct("g75", 75, account.BandGood)}, {Account: acct("n55", 55, account.BandNormal)}}
 	mustCommit(t, s, store.Tx{Accounts: puts})
 
 	page, err := s.List(ctx, store.Query{Band: account.BandBad, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := idsOf(page.Accounts); fmt.Sprint(ids) != "[b10 b11 tech b30 b40]" {
+	if ids := idsOf(page.Summaries); fmt.Sprint(ids) != "[b10 b11 tech b30 b40]" {
 		t.Errorf("BAD accounts = %v, want most at risk first without the churned one", ids)
 	}
 	page, _ = s.List(ctx, store.Query{Band: account.BandBad, Segment: "tech-touch"})
-	if ids := idsOf(page.Accounts); fmt.Sprint(ids) != "[tech]" {
+	if ids := idsOf(page.Summaries); fmt.Sprint(ids) != "[tech]" {
 		t.Errorf("BAD tech-touch = %v", ids)
 	}
 	page, _ = s.List(ctx, store.Query{Band: account.BandBad, IncludeChurned: true})
-	if ids := idsOf(page.Accounts); fmt.Sprint(ids) != "[gone b10 b11 tech b30 b40]" {
+	if ids := idsOf(page.Summaries); fmt.Sprint(ids) != "[gone b10 b11 tech b30 b40]" {
 		t.Errorf("BAD with churned = %v", ids)
 	}
 	// Moving an account out of BAD removes it from the BAD list.
@@ -238,7 +274,7 @@ func listing(t *testing.T, s store.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, idsOf(page.Accounts)...)
+		all = append(all, idsOf(page.Summaries)...)
 		if cursor = page.Next; cursor == "" {
 			break
 		}
@@ -246,16 +282,32 @@ func listing(t *testing.T, s store.Store) {
 	if fmt.Sprint(all) != "[b11 tech b30 b40]" {
 		t.Errorf("paged BAD list = %v", all)
 	}
+	// Without a band: BAD, then NORMAL, then GOOD, each by score, so the first page is the most
+	// at risk whatever the band names sort as.
 	page, _ = s.List(ctx, store.Query{})
-	if len(page.Accounts) != 6 {
-		t.Errorf("all bands: %v", idsOf(page.Accounts))
+	if ids := idsOf(page.Summaries); fmt.Sprint(ids) != "[b11 tech b30 b40 n55 b10 g75 g90]" {
+		t.Errorf("all bands = %v, want BAD, NORMAL, GOOD, each lowest score first", ids)
+	}
+	all, cursor = nil, ""
+	for i := 0; i < 10; i++ {
+		page, err := s.List(ctx, store.Query{Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, idsOf(page.Summaries)...)
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	if fmt.Sprint(all) != "[b11 tech b30 b40 n55 b10 g75 g90]" {
+		t.Errorf("paged list of all bands = %v", all)
 	}
 }
 
-func idsOf(as []*account.Account) []string {
+func idsOf(ss []store.Summary) []string {
 	ids := []string{}
-	for _, a := range as {
-		ids = append(ids, a.ID)
+	for _, s := range ss {
+		ids = append(ids, s.ID)
 	}
 	return ids
 }
@@ -296,26 +348,33 @@ func scan(t *testing.T, s store.Store) {
 		puts = append(puts, store.Put{Account: acct(fmt.Sprintf("acct-%02d", i), i, account.BandNormal)})
 	}
 	mustCommit(t, s, store.Tx{Accounts: puts})
-	seen := map[string]bool{}
-	cursor := ""
-	for pages := 0; pages < 20; pages++ {
-		as, next, err := s.Scan(ctx, cursor, 7)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range as {
-			if seen[a.ID] {
-				t.Fatalf("%s scanned twice", a.ID)
+	for _, shards := range []int{1, 3, 8} {
+		seen := map[string]int{}
+		for shard := 0; shard < shards; shard++ {
+			cursor := ""
+			for pages := 0; pages < 30; pages++ {
+				as, next, err := s.Scan(ctx, shard, shards, cursor, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(as) > 4 {
+					t.Fatalf("a page of %d accounts, limit 4", len(as))
+				}
+				for _, a := range as {
+					if prev, ok := seen[a.ID]; ok {
+						t.Fatalf("%d shards: %s scanned in shard %d and again in shard %d", shards, a.ID, prev, shard)
+					}
+					seen[a.ID] = shard
+				}
+				if next == "" {
+					break
+				}
+				cursor = next
 			}
-			seen[a.ID] = true
 		}
-		if next == "" {
-			break
+		if len(seen) != 25 {
+			t.Fatalf("%d shards: scanned %d accounts, want 25", shards, len(seen))
 		}
-		cursor = next
-	}
-	if len(seen) != 25 {
-		t.Fatalf("scanned %d accounts, want 25", len(seen))
 	}
 }
 
@@ -381,5 +440,88 @@ func tooLarge(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Get(ctx, "big"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("an oversized account was written: %v", err)
+	}
+}
+
+func summaries(t *testing.T, s store.Store) {
+	a := acct("acme", 40, account.BandBad)
+	a.Billing.ApplySubscription(account.Subscription{ID: "sub_1", Status: account.StatusPastDue, MRR: 75000, Currency: "usd", At: 1})
+	sum := store.NewSummary(a)
+	sum.TopReason, sum.TopMeasure = "subscription is past_due", "billing_status"
+	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: a, Summary: sum}}})
+	page, err := s.List(ctx, store.Query{})
+	if err != nil || len(page.Summaries) != 1 {
+		t.Fatalf("List = %+v, %v; want acme", page, err)
+	}
+	got := page.Summaries[0]
+	if got.ID != "acme" || got.Name != "Account acme" || got.Segment != "low-touch" || got.Score != 40 || got.Band != account.BandBad ||
+		got.MRR != 75000 || got.Currency != "usd" || got.TopReason != "subscription is past_due" || got.TopMeasure != "billing_status" {
+		t.Fatalf("summary = %+v, want what the writer indexed", got)
+	}
+	// A later write replaces the summary: one row, the new words.
+	a, _ = s.Get(ctx, "acme")
+	a.Health.Score, a.Health.Band = 80, account.BandGood
+	sum = store.NewSummary(a)
+	sum.TopReason = "1 of 4 key features used"
+	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: a, Expect: a.Version, Summary: sum}}})
+	page, _ = s.List(ctx, store.Query{})
+	if len(page.Summaries) != 1 || page.Summaries[0].Score != 80 || page.Summaries[0].TopReason != "1 of 4 key features used" {
+		t.Fatalf("after an update: %+v", page.Summaries)
+	}
+}
+
+func badCursors(t *testing.T, s store.Store) {
+	var puts []store.Put
+	for i := 0; i < 6; i++ {
+		puts = append(puts, store.Put{Account: acct(fmt.Sprintf("b%d", i), 10+i, account.BandBad)},
+			store.Put{Account: acct(fmt.Sprintf("g%d", i), 80+i, account.BandGood)})
+	}
+	mustCommit(t, s, store.Tx{Accounts: puts})
+	bad, err := s.List(ctx, store.Query{Band: account.BandBad, Limit: 2})
+	if err != nil || bad.Next == "" {
+		t.Fatalf("first BAD page: %+v %v", bad, err)
+	}
+	scanned, next, err := s.Scan(ctx, 0, 1, "", 2)
+	if err != nil || next == "" || len(scanned) != 2 {
+		t.Fatalf("first scan page: %d %q %v", len(scanned), next, err)
+	}
+	tampered := []byte(bad.Next)
+	tampered[len(tampered)/2] ^= 1
+	for _, tt := range []struct {
+		name   string
+		q      store.Query
+		cursor string
+	}{
+		{"garbage", store.Query{}, "not-a-cursor!"},
+		{"empty base64", store.Query{}, "AA"},
+		{"a tampered cursor", store.Query{Band: account.BandBad}, string(tampered)},
+		{"a BAD cursor for the GOOD list", store.Query{Band: account.BandGood}, bad.Next},
+		{"a BAD cursor for another segment", store.Query{Band: account.BandBad, Segment: "high-touch"}, bad.Next},
+		{"a scan cursor for a list", store.Query{}, next},
+	} {
+		tt.q.Cursor = tt.cursor
+		if page, err := s.List(ctx, tt.q); !errors.Is(err, store.ErrInvalidCursor) {
+			t.Errorf("List with %s: %+v, %v; want ErrInvalidCursor", tt.name, page, err)
+		}
+	}
+	for _, tt := range []struct {
+		name          string
+		shard, shards int
+		cursor        string
+	}{
+		{"garbage", 0, 1, "%%%"},
+		{"a list cursor", 0, 1, bad.Next},
+		{"another shard's cursor", 1, 2, next},
+	} {
+		if _, _, err := s.Scan(ctx, tt.shard, tt.shards, tt.cursor, 2); !errors.Is(err, store.ErrInvalidCursor) {
+			t.Errorf("Scan with %s: %v, want ErrInvalidCursor", tt.name, err)
+		}
+	}
+	// The real cursors resume.
+	if page, err := s.List(ctx, store.Query{Band: account.BandBad, Limit: 2, Cursor: bad.Next}); err != nil || fmt.Sprint(idsOf(page.Summaries)) != "[b2 b3]" {
+		t.Errorf("resuming the BAD list: %v %v", idsOf(page.Summaries), err)
+	}
+	if rest, _, err := s.Scan(ctx, 0, 1, next, 100); err != nil || len(rest) != 10 {
+		t.Errorf("resuming the scan: %d accounts, %v; want 10", len(rest), err)
 	}
 }
