@@ -13,6 +13,9 @@ import (
 	"github.com/churnsignal/churnsignal/shared/usage"
 )
 
+// MaxHeldBody bounds, in bytes, a message held until its user's account is known.
+const MaxHeldBody = 32 << 10
+
 // chunk bounds the messages of one commit: each brings a marker and up to two links, and a
 // commit holds at most store.MaxTxItems items.
 const chunk = 30
@@ -25,6 +28,8 @@ type ProductResult struct {
 	Rejected  int            `json:"rejected"`
 	Ignored   int            `json:"ignored"`
 	Errors    []MessageError `json:"errors"`
+	// Accounts are the accounts the request wrote to, for the request log.
+	Accounts []string `json:"-"`
 }
 
 // MessageError reports one message that was rejected or ignored.
@@ -32,6 +37,9 @@ type MessageError struct {
 	Index     int    `json:"index"`
 	MessageID string `json:"messageId,omitempty"`
 	Error     string `json:"error"`
+	// Warning marks an entry about a message that was still accepted (e.g. an unreadable
+	// timestamp replaced by receipt time); it does not count as rejected.
+	Warning bool `json:"warning,omitempty"`
 }
 
 // Valid reports whether any message was accepted (applied, duplicate, held or ignored).
@@ -63,6 +71,9 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 			res.Rejected++
 			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
 			continue
+		}
+		for _, w := range m.Warnings {
+			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: w, Warning: true})
 		}
 		key := "msg:" + string(m.MessageID)
 		if inBatch[key] {
@@ -136,6 +147,7 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 	}
 
 	for _, acct := range order {
+		res.Accounts = append(res.Accounts, acct)
 		parts := split(byAccount[acct])
 		for i, part := range parts {
 			n, dup, err := s.applyMessages(ctx, acct, part, members, stored, now, i < len(parts)-1)
@@ -154,6 +166,11 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 		}
 	}
 	for _, p := range held {
+		if len(p.raw) > MaxHeldBody {
+			res.Rejected++
+			res.Errors = append(res.Errors, MessageError{MessageID: string(p.msg.MessageID), Error: fmt.Sprintf("message of %d bytes is over the %d bytes a message waiting for its user's account may have; identify the user's account first", len(p.raw), MaxHeldBody)})
+			continue
+		}
 		ok, err := s.hold(ctx, p, now)
 		if err != nil {
 			return res, err
