@@ -8,10 +8,11 @@ import (
 	"unicode/utf8"
 )
 
-// Size budgets of one account's JSON, stated in the README. With every string at its bound
-// (Stripe ids included: Stripe documents ids of up to 255 characters) the account stays under
-// DynamoDB's 400 KB item limit; with Stripe ids of the length Stripe generates (under 40
-// bytes) under 192 KiB. Most of it is MaxSubscriptions × 20 items (Stripe's cap per subscription).
+// Size budgets of one account's JSON, stated in the README. With every string at its bound,
+// Stripe ids included ("object IDs we generate will never exceed 255 characters",
+// https://stripe.com/docs/upgrades), an account stays under DynamoDB's 400 KB item limit; with
+// Stripe ids of the length Stripe generates today (under 40 bytes), under 192 KiB. Most of it
+// is MaxSubscriptions subscriptions × 20 items (Stripe's cap of items per subscription).
 const (
 	SizeBudget          = 320 << 10
 	SizeBudgetRealistic = 192 << 10
