@@ -87,7 +87,7 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		t.Bad = clip(string(b), 64)
+		t.Bad = account.Clip(string(b), 64)
 		return nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
@@ -96,7 +96,7 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	}
-	t.Bad = clip(s, 64)
+	t.Bad = account.Clip(s, 64)
 	return nil
 }
 
@@ -110,14 +110,9 @@ var (
 	ErrLongID      = errors.New("messageId, userId, anonymousId, groupId and the account id of traits (company.id, accountId) must be at most 256 bytes")
 )
 
-// Byte bounds on what a message may bring into an account or a store key.
-const (
-	// maxID bounds identifiers, which become store keys.
-	maxID = 256
-	// MaxName bounds an account name and a trait value; longer ones are cut on a UTF-8
-	// boundary.
-	MaxName = account.MaxString
-)
+// maxID bounds identifiers, which become store keys, in bytes. Names and trait values are
+// cut to account.MaxString bytes.
+const maxID = 256
 
 // UnsupportedError reports a message type that is acknowledged but not applied (alias, or
 // a type the spec does not define).
@@ -391,7 +386,7 @@ func Apply(a *account.Account, m *Message, ev score.Events) {
 // applyTraits keeps the group's name, purchased seats and a few scalar traits.
 func applyTraits(a *account.Account, traits map[string]any) {
 	if n := str(traits["name"]); n != "" && a.Name == "" {
-		a.Name = clip(n, MaxName)
+		a.Name = account.Clip(n, account.MaxString)
 	}
 	for _, k := range []string{"seats", "seats_purchased", "licenses"} {
 		if n, ok := number(traits[k]); ok && n > 0 {
@@ -414,9 +409,6 @@ func ticketID(p map[string]any) string {
 	}
 	return ""
 }
-
-// clip cuts s to at most n bytes on a UTF-8 boundary.
-func clip(s string, n int) string { return account.Clip(s, n) }
 
 // str renders a string or number trait; other kinds give "".
 func str(v any) string {
