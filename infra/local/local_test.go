@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -217,7 +218,7 @@ func TestRealClientLibraries(t *testing.T) {
 		if os.Getenv("CHURNSIGNAL_REQUIRE_CLIENTS") != "" {
 			t.Fatal("node or infra/clients/node_modules missing (run npm install in infra/clients)")
 		}
-		t.Skip("node or infra/clients/node_modules missing (run npm install in infra/clients)")
+		skipLoudly(t, &skipped, console(), "node or infra/clients/node_modules missing: TestRealClientLibraries skipped (install Node.js, then run npm install in infra/clients)")
 	}
 	t.Setenv("PRODUCT_WEBHOOK_SECRET", "write-key-123")
 	t.Setenv("API_TOKEN", "tok")
@@ -254,4 +255,63 @@ func libraries(node, base string) *exec.Cmd {
 	c := exec.Command(node, "libraries.mjs", base, "write-key-123", "25")
 	c.Dir = filepath.Join("..", "clients")
 	return c
+}
+
+func TestDemoRunsWhenPort8080IsTaken(t *testing.T) {
+	// Hold 8080 if it is free; if something else holds it, the point is made all the same.
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
+		t.Cleanup(func() { ln.Close() })
+	}
+	tests := []struct {
+		name string
+		args []string
+		ok   bool
+	}{
+		{"without -addr the demo picks a free port", nil, true},
+		{"an -addr given is honoured, even when taken", []string{"-addr", "127.0.0.1:8080"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			args := append([]string{"-demo", "-events", filepath.Join("..", "..", "events")}, tt.args...)
+			err := run(context.Background(), args, &out, &errOut, nil)
+			if (err == nil) != tt.ok {
+				t.Fatalf("run %v: %v\n%s", args, err, errOut.String())
+			}
+			if tt.ok && !strings.Contains(out.String(), "ACCOUNT") {
+				t.Errorf("the demo printed no account table:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// skipped makes a missing-tool skip announce itself once per package run.
+var skipped sync.Once
+
+// skipLoudly skips t and, the first time in this package run, writes msg as one line to
+// announce (the terminal, see console), so the skip shows without -v.
+func skipLoudly(t *testing.T, once *sync.Once, announce io.Writer, msg string) {
+	t.Helper()
+	once.Do(func() { fmt.Fprintln(announce, "churnsignal: SKIP", msg) })
+	t.Skip(msg)
+}
+
+// console is where a skip is announced: the terminal when there is one, because `go test
+// ./...` hides the output (stderr included) of a package that passes; else stderr.
+func console() io.Writer {
+	if f, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		return f
+	}
+	return os.Stderr
+}
+
+func TestASkipForAMissingToolIsAnnouncedOnce(t *testing.T) {
+	var w bytes.Buffer
+	var once sync.Once
+	for i := 0; i < 2; i++ {
+		t.Run("skipping", func(t *testing.T) { skipLoudly(t, &once, &w, "stripe-mock is not on PATH") })
+	}
+	if got := strings.Count(w.String(), "\n"); got != 1 || !strings.Contains(w.String(), "SKIP stripe-mock is not on PATH") {
+		t.Fatalf("announced %q, want one line naming what to install", w.String())
+	}
 }

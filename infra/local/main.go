@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	fs := flag.NewFlagSet("local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen address (with -demo and no -addr: a free port)")
 	fs.StringVar(&cfg.data, "data", "./.churnsignal", "data directory (created if missing)")
 	fs.StringVar(&cfg.eventsOut, "events-out", "", "file to append risk events to as JSON lines (default stdout)")
 	fs.StringVar(&cfg.scorecard, "scorecard", "", "scorecard JSON file (default: the embedded scorecard)")
@@ -67,8 +67,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	dataSet := false
-	fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
+	dataSet, addrSet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		dataSet = dataSet || f.Name == "data"
+		addrSet = addrSet || f.Name == "addr"
+	})
+	if cfg.demo && !addrSet {
+		// The demo talks only to itself: any free port will do, so a busy 8080 is no obstacle.
+		cfg.addr = "127.0.0.1:0"
+	}
 
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	cfg.stripeSecrets = splitList(envOr(logger, "STRIPE_WEBHOOK_SECRET", devStripeSecret))

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"time"
+	"unicode/utf8"
 )
 
 // Account is one customer account. It is stored whole, so every field is bounded in size
@@ -89,19 +90,37 @@ func (a *Account) Merge(src *Account) {
 	}
 }
 
-// MaxTraits bounds the number of group traits kept on an account.
-const MaxTraits = 32
+// Byte bounds on the strings an account stores, so its encoded size stays bounded whatever
+// senders send (see TestAccountSizeStaysWithinBudget).
+const (
+	// MaxTraits bounds the number of group traits kept on an account.
+	MaxTraits = 32
+	// MaxString bounds ids, names, e-mail addresses, trait keys and trait values, in bytes.
+	MaxString = 256
+	// MaxTicketID bounds a support ticket id, in bytes.
+	MaxTicketID = 128
+)
 
-// SetTrait records a group trait, keeping at most MaxTraits of them.
+// Clip cuts s to at most n bytes without splitting a UTF-8 sequence.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// SetTrait records a group trait, keeping at most MaxTraits of them, key and value cut to
+// MaxString bytes.
 func (a *Account) SetTrait(k, v string) {
+	k, v = Clip(k, MaxString), Clip(v, MaxString)
 	if a.Traits == nil {
 		a.Traits = map[string]string{}
 	}
 	if _, ok := a.Traits[k]; !ok && len(a.Traits) >= MaxTraits {
 		return
-	}
-	if len(v) > 256 {
-		v = v[:256]
 	}
 	a.Traits[k] = v
 }
@@ -132,6 +151,7 @@ const (
 
 // TicketOpened records a support ticket opening at t with an optional ticket id.
 func (v *Voice) TicketOpened(id string, t time.Time) {
+	id = Clip(id, MaxTicketID)
 	v.TicketsSeen = true
 	v.TicketDays = countDay(v.TicketDays, Day(t), 1)
 	if id != "" && !contains(v.OpenTickets, id) {
@@ -144,6 +164,7 @@ func (v *Voice) TicketOpened(id string, t time.Time) {
 
 // TicketResolved records that ticket id is no longer open.
 func (v *Voice) TicketResolved(id string) {
+	id = Clip(id, MaxTicketID)
 	v.TicketsSeen = true
 	for i, t := range v.OpenTickets {
 		if t == id {

@@ -7,6 +7,7 @@ package billing
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -29,8 +30,9 @@ type Change struct {
 	Charge string
 	// Ignored is true for event types that do not affect health.
 	Ignored bool
-	// Apply changes the account. It is pure and may run more than once on fresh copies.
-	Apply func(a *account.Account)
+	// Apply changes the account and reports whether it did: false for a stale snapshot (older
+	// than the one stored). It is pure and may run more than once on fresh copies.
+	Apply func(a *account.Account) bool
 }
 
 // MalformedError says the event's object could not be read as its type claims.
@@ -44,6 +46,24 @@ func (e *MalformedError) Error() string {
 }
 
 func (e *MalformedError) Unwrap() error { return e.Err }
+
+// MismatchError says the event's data.object is of another kind than its type names (a
+// subscription inside customer.created). Such an event is acknowledged and not applied.
+type MismatchError struct {
+	Type string
+	// Want and Got are the expected and the received data.object.object.
+	Want, Got string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s carries a %q object, not a %q", e.Type, e.Got, e.Want)
+}
+
+// objectKinds names the data.object.object each handled event type carries.
+var objectKinds = map[string]string{
+	"customer": "customer", "customer.subscription": "subscription", "invoice": "invoice",
+	"charge.refunded": "charge", "charge.dispute": "dispute",
+}
 
 // Map turns a verified Stripe event into a Change.
 func Map(e stripe.Event) (Change, error) {
@@ -62,6 +82,19 @@ func Map(e stripe.Event) (Change, error) {
 		}
 		return nil
 	}
+	if handled(c.Type) {
+		var kind struct {
+			Object string `json:"object"`
+		}
+		_ = json.Unmarshal(e.Data.Raw, &kind) // a malformed object is reported by decode below
+		want := objectKinds[c.Type[:strings.LastIndexByte(c.Type, '.')]]
+		if want == "" {
+			want = objectKinds[c.Type]
+		}
+		if kind.Object != "" && kind.Object != want {
+			return c, &MismatchError{Type: c.Type, Want: want, Got: kind.Object}
+		}
+	}
 	switch c.Type {
 	case "customer.created", "customer.updated", "customer.deleted":
 		var cu stripe.Customer
@@ -73,19 +106,20 @@ func Map(e stripe.Event) (Change, error) {
 		}
 		c.Customer, c.AccountID = cu.ID, cu.Metadata[MetadataAccountID]
 		deleted := c.Type == "customer.deleted"
-		c.Apply = func(a *account.Account) {
+		c.Apply = func(a *account.Account) bool {
 			a.StripeCustomerID = cu.ID
 			if e.Created < a.Billing.CustomerAt {
-				return
+				return false
 			}
 			a.Billing.CustomerAt = e.Created
 			a.Billing.CustomerDeleted = deleted
 			if cu.Name != "" {
-				a.Name = cu.Name
+				a.Name = account.Clip(cu.Name, account.MaxString)
 			}
 			if cu.Email != "" {
-				a.Email = cu.Email
+				a.Email = account.Clip(cu.Email, account.MaxString)
 			}
+			return true
 		}
 	case "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
 		"customer.subscription.paused", "customer.subscription.resumed", "customer.subscription.trial_will_end",
@@ -100,12 +134,13 @@ func Map(e stripe.Event) (Change, error) {
 		c.Customer = s.Customer.ID
 		snap := Snapshot(&s, e.Created)
 		trialEnding := c.Type == "customer.subscription.trial_will_end"
-		c.Apply = func(a *account.Account) {
+		c.Apply = func(a *account.Account) bool {
 			a.StripeCustomerID = c.Customer
-			a.Billing.ApplySubscription(snap)
+			applied := a.Billing.ApplySubscription(snap)
 			if trialEnding {
 				a.Billing.MarkTrialEnding(snap.ID)
 			}
+			return applied || trialEnding
 		}
 	case "invoice.payment_failed", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_action_required", "invoice.marked_uncollectible":
 		var in stripe.Invoice
@@ -117,7 +152,7 @@ func Map(e stripe.Event) (Change, error) {
 		}
 		c.Customer = in.Customer.ID
 		typ := c.Type
-		c.Apply = func(a *account.Account) {
+		c.Apply = func(a *account.Account) bool {
 			a.StripeCustomerID = c.Customer
 			switch typ {
 			case "invoice.payment_failed":
@@ -129,6 +164,7 @@ func Map(e stripe.Event) (Change, error) {
 			case "invoice.marked_uncollectible":
 				a.Billing.MarkUncollectible(in.ID)
 			}
+			return true
 		}
 	case "charge.refunded":
 		var ch stripe.Charge
@@ -140,9 +176,10 @@ func Map(e stripe.Event) (Change, error) {
 			return c, nil
 		}
 		c.Customer = ch.Customer.ID
-		c.Apply = func(a *account.Account) {
+		c.Apply = func(a *account.Account) bool {
 			a.StripeCustomerID = c.Customer
 			a.Billing.AddRefund(at)
+			return true
 		}
 	case "charge.dispute.created":
 		var d stripe.Dispute
@@ -156,9 +193,10 @@ func Map(e stripe.Event) (Change, error) {
 		if d.Charge.Customer != nil { // present only when the charge was expanded
 			c.Customer = d.Charge.Customer.ID
 		}
-		c.Apply = func(a *account.Account) {
+		c.Apply = func(a *account.Account) bool {
 			a.StripeCustomerID = c.Customer
 			a.Billing.AddDispute(at)
+			return true
 		}
 	default:
 		c.Ignored = true

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,14 +20,23 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/billing"
+	"github.com/churnsignal/churnsignal/shared/ingest"
 )
 
 // StripeTolerance is how far a Stripe-Signature timestamp may be from now.
 const StripeTolerance = 5 * time.Minute
 
-// readBody reads at most MaxBody bytes, inflating gzip with the same cap.
+// readBody reads at most MaxBody bytes, inflating gzip with the same cap. Any other
+// Content-Encoding than gzip or identity is a 415 naming it.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity", "gzip", "x-gzip":
+	default:
+		return nil, fail(http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Encoding %q: send gzip or identity", clipForLog(enc)))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		var mb *http.MaxBytesError
@@ -35,7 +45,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		}
 		return nil, fail(http.StatusBadRequest, "could not read body")
 	}
-	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Encoding")), "gzip") {
+	if enc != "gzip" && enc != "x-gzip" {
 		return body, nil
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(body))
@@ -65,8 +75,8 @@ func (a *api) stripe(w http.ResponseWriter, r *http.Request) {
 		reply(w, r, err)
 		return
 	}
-	var e stripe.Event
-	if err := json.Unmarshal(body, &e); err != nil {
+	e, err := decodeEvent(body)
+	if err != nil {
 		reply(w, r, fail(http.StatusBadRequest, "malformed event JSON"))
 		return
 	}
@@ -81,6 +91,13 @@ func (a *api) stripe(w http.ResponseWriter, r *http.Request) {
 			"event_id", e.ID, "event_api_version", e.APIVersion, "expected_api_version", stripe.APIVersion)
 	}
 	c, err := billing.Map(e)
+	var mismatch *billing.MismatchError
+	if errors.As(err, &mismatch) {
+		// Valid JSON that will never fit: acknowledge (a 4xx would be retried for days), store nothing.
+		note(r, slog.String("outcome", ingest.StatusIgnored), slog.String("reason", err.Error()))
+		writeJSON(w, http.StatusOK, ingest.StripeResult{Status: ingest.StatusIgnored})
+		return
+	}
 	if err != nil {
 		reply(w, r, fail(http.StatusBadRequest, err.Error()))
 		return
@@ -92,6 +109,22 @@ func (a *api) stripe(w http.ResponseWriter, r *http.Request) {
 	}
 	note(r, slog.String("account", res.Account), slog.String("outcome", res.Status), slog.Int("events", res.Events))
 	writeJSON(w, http.StatusOK, res)
+}
+
+// decodeEvent reads the envelope fields Map uses. Unlike stripe.Event it tolerates shapes of
+// older API versions (a "request" that is a bare string), which are applied best-effort.
+func decodeEvent(body []byte) (stripe.Event, error) {
+	var env struct {
+		ID         string            `json:"id"`
+		Type       stripe.EventType  `json:"type"`
+		Created    int64             `json:"created"`
+		APIVersion string            `json:"api_version"`
+		Data       *stripe.EventData `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return stripe.Event{}, err
+	}
+	return stripe.Event{ID: env.ID, Type: env.Type, Created: env.Created, APIVersion: env.APIVersion, Data: env.Data}, nil
 }
 
 // verifyStripe checks the signature over the exact bytes received against every configured
@@ -163,6 +196,7 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 	}
 	note(r, slog.Int("applied", res.Applied), slog.Int("duplicate", res.Duplicate), slog.Int("held", res.Held),
 		slog.Int("rejected", res.Rejected), slog.Int("ignored", res.Ignored))
+	note(r, productLog(res)...)
 	code := http.StatusOK
 	if !res.Valid() {
 		code = http.StatusBadRequest
@@ -170,9 +204,47 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, res)
 }
 
+// maxLoggedAccounts and maxLoggedReasons bound what one product request log line lists.
+const (
+	maxLoggedAccounts = 20
+	maxLoggedReasons  = 5
+)
+
+// productLog returns the request log fields of a product request: the accounts it wrote to
+// and the first distinct reasons messages were rejected or ignored for (ids, never payloads).
+func productLog(res ingest.ProductResult) []slog.Attr {
+	var attrs []slog.Attr
+	if n := len(res.Accounts); n > 0 {
+		accts := res.Accounts[:min(n, maxLoggedAccounts)]
+		attrs = append(attrs, slog.Any("accounts", accts))
+		if n > maxLoggedAccounts {
+			attrs = append(attrs, slog.Int("accounts_not_listed", n-maxLoggedAccounts))
+		}
+	}
+	var reasons []string
+	seen := map[string]bool{}
+	for _, e := range res.Errors {
+		if e.Warning || seen[e.Error] {
+			continue
+		}
+		seen[e.Error] = true
+		if len(reasons) < maxLoggedReasons {
+			reasons = append(reasons, clipForLog(e.Error))
+		}
+	}
+	if len(reasons) > 0 {
+		attrs = append(attrs, slog.Any("reasons", reasons))
+	}
+	return attrs
+}
+
+// clipForLog bounds a sender-controlled string before it reaches a log line or an answer.
+func clipForLog(s string) string { return account.Clip(s, 200) }
+
 // productAuth accepts, in constant time: a bearer token, Basic auth with the secret as user
-// name (how the Segment and RudderStack libraries send a write key), or Segment's X-Signature
-// (hex HMAC-SHA1 of the raw body). Segment signs only the first element of a batched array,
+// name (how the Segment and RudderStack libraries send a write key), Segment's X-Signature
+// (hex HMAC-SHA1 of the raw body), or a "writeKey" in a JSON object body (Segment's HTTP API
+// allows it in place of Basic auth). Segment signs only the first element of a batched array,
 // so an array body needs a token.
 func (a *api) productAuth(r *http.Request, body []byte) error {
 	if tok, ok := bearerToken(r); ok {
@@ -202,7 +274,27 @@ func (a *api) productAuth(r *http.Request, body []byte) error {
 		}
 		return fail(http.StatusUnauthorized, "bad X-Signature")
 	}
-	return fail(http.StatusUnauthorized, "missing credentials: send a bearer token, basic auth or X-Signature")
+	if key, ok := bodyWriteKey(body); ok {
+		if secretEqual(key, a.ProductSecret) {
+			return nil
+		}
+		return fail(http.StatusUnauthorized, "wrong writeKey")
+	}
+	return fail(http.StatusUnauthorized, "missing credentials: send a bearer token, basic auth, X-Signature or a writeKey in the body")
+}
+
+// bodyWriteKey returns the top-level "writeKey" of a JSON object body, if it has one.
+func bodyWriteKey(body []byte) (string, bool) {
+	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
+		return "", false
+	}
+	var probe struct {
+		WriteKey *string `json:"writeKey"`
+	}
+	if json.Unmarshal(body, &probe) != nil || probe.WriteKey == nil {
+		return "", false
+	}
+	return *probe.WriteKey, true
 }
 
 // withType sets "type" on a single message posted to /v1/{type} when it does not say.

@@ -276,7 +276,7 @@ func gz(b []byte) []byte {
 func TestProductBodies(t *testing.T) {
 	m1 := track("m1", "u1", "acme", sampleNow, "Signed In")
 	m2 := track("m2", "u2", "acme", sampleNow, "Report Created")
-	bad := `{"type":"track","userId":"u3","event":"x"}`
+	bad := `{"type":"track","messageId":"m3","userId":"u3"}`
 	bomb := gz(bytes.Repeat([]byte(" "), 3*MaxBody))
 	auth := map[string]string{"Authorization": "Bearer " + productSecret}
 	tests := []struct {

@@ -15,6 +15,9 @@ import (
 	"github.com/churnsignal/churnsignal/shared/usage"
 )
 
+// MaxHeldBody bounds, in bytes, a message held until its user's account is known.
+const MaxHeldBody = 32 << 10
+
 // txReserve is the room a product commit keeps beside its messages' markers: the account, a
 // folded placeholder and its tombstone, a Stripe link, outbox events.
 const txReserve = 10
@@ -34,6 +37,8 @@ type ProductResult struct {
 	// the request's error says why. Every other message is final (applied, duplicate, held,
 	// rejected or ignored), so a queue consumer retries only these.
 	Failed []int `json:"-"`
+	// deletes counts the delete messages in the request, known user or not.
+	deletes int
 	// Accounts are the accounts the request wrote to, in first-touched order.
 	Accounts []string `json:"-"`
 }
@@ -43,11 +48,14 @@ type MessageError struct {
 	Index     int    `json:"index"`
 	MessageID string `json:"messageId,omitempty"`
 	Error     string `json:"error"`
+	// Warning marks an entry about a message that was still accepted (e.g. an unreadable
+	// timestamp replaced by receipt time); it does not count as rejected.
+	Warning bool `json:"warning,omitempty"`
 }
 
 // Valid reports whether any message was accepted (applied, duplicate, held, ignored or deleted).
 func (r ProductResult) Valid() bool {
-	return r.Applied+r.Duplicate+r.Held+r.Ignored+r.Deleted > 0 || len(r.Failed) > 0
+	return r.Applied+r.Duplicate+r.Held+r.Ignored+r.deletes > 0 || len(r.Failed) > 0
 }
 
 type parsed struct {
@@ -86,6 +94,9 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
 			continue
 		}
+		for _, w := range m.Warnings {
+			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: w, Warning: true})
+		}
 		key := "msg:" + string(m.MessageID)
 		if inBatch[key] {
 			res.Duplicate++
@@ -110,6 +121,7 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 			return res, err
 		}
 	}
+	res.deletes = len(deletes)
 	for _, d := range deletes {
 		n, err := s.forget(ctx, userKeys(&d))
 		if err != nil {
@@ -295,6 +307,13 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 		}
 		room := max(MaxHeldPerUser-n, 0)
 		for i, p := range ps {
+			if len(p.raw) > MaxHeldBody {
+				res.Rejected++
+				res.Errors = append(res.Errors, MessageError{Index: p.index, MessageID: string(p.msg.MessageID),
+					Error: fmt.Sprintf("message of %d bytes is over the %d bytes a message waiting for its user's account may have; identify the user's account first", len(p.raw), MaxHeldBody)})
+				room++ // not held: it takes no room
+				continue
+			}
 			if i >= room {
 				res.Rejected++
 				res.Errors = append(res.Errors, MessageError{Index: p.index, MessageID: string(p.msg.MessageID),

@@ -16,6 +16,8 @@ const (
 	StatusApplied   = "applied"
 	StatusDuplicate = "duplicate"
 	StatusIgnored   = "ignored"
+	// StatusStale answers a snapshot older than the one stored: recorded as delivered, not applied.
+	StatusStale = "stale"
 )
 
 // ErrChargeNotFound is what a ChargeLookup returns for a charge Stripe does not know.
@@ -52,13 +54,12 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 		c.Customer = cus
 	}
 	key := "stripe:" + c.EventID
+	stale := false
 	out, err := s.run(ctx, write{
 		keys:    []string{key},
 		resolve: func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID) },
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
-			if fresh[key] {
-				c.Apply(a)
-			}
+			stale = fresh[key] && !c.Apply(a)
 			return nil
 		},
 	}, now)
@@ -66,8 +67,16 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 		return StripeResult{}, err
 	}
 	res := StripeResult{Status: StatusApplied, Account: out.account, Events: len(out.events)}
-	if len(out.applied) == 0 {
+	switch {
+	case len(out.applied) == 0:
 		res.Status = StatusDuplicate
+		links, err := s.Store.Links(ctx, []string{stripeLink(c.Customer)})
+		if err != nil {
+			return StripeResult{}, dependencyErr("link lookup", err)
+		}
+		res.Account = links[stripeLink(c.Customer)].Account
+	case stale:
+		res.Status = StatusStale
 	}
 	return res, nil
 }

@@ -3,13 +3,18 @@ package stripeapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
+
+// skipped makes the missing-emulator skip announce itself once, so it shows without -v.
+var skipped sync.Once
 
 // startStripeMock runs stripe-mock (a real Stripe API emulator) on a free port. CI installs it
 // and sets CHURNSIGNAL_REQUIRE_EMULATORS=1 so this test cannot be skipped there.
@@ -20,6 +25,15 @@ func startStripeMock(t *testing.T) string {
 		if os.Getenv("CHURNSIGNAL_REQUIRE_EMULATORS") != "" {
 			t.Fatal("stripe-mock is not on PATH")
 		}
+		skipped.Do(func() {
+			// The terminal when there is one: `go test ./...` hides a passing package's stderr.
+			var w io.Writer = os.Stderr
+			if f, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+				defer f.Close()
+				w = f
+			}
+			fmt.Fprintln(w, "churnsignal: SKIP stripe-mock is not on PATH: stripeapi tests skipped (go install github.com/stripe/stripe-mock@v0.203.0)")
+		})
 		t.Skip("stripe-mock is not on PATH (go install github.com/stripe/stripe-mock@v0.203.0)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -5,6 +5,8 @@ package usage
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +41,8 @@ type Message struct {
 	SentAt            Time `json:"sentAt"`
 	// At is the time the message is applied at: its timestamp, clamped to receipt time.
 	At time.Time `json:"-"`
+	// Warnings say what Parse had to repair (an unreadable timestamp); the message still counts.
+	Warnings []string `json:"-"`
 }
 
 // ID is an identifier the sender may encode as a JSON string or number.
@@ -68,16 +72,23 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 }
 
 // Time is an ISO-8601 timestamp as the Segment libraries write it.
-type Time struct{ time.Time }
+type Time struct {
+	time.Time
+	// Bad holds a value that is not a readable timestamp (zero Time then); Parse falls back
+	// and warns instead of rejecting the message.
+	Bad string
+}
 
-// UnmarshalJSON accepts RFC 3339 with or without fractional seconds or zone, or null.
+// UnmarshalJSON accepts RFC 3339 with or without fractional seconds or zone, or null. Any
+// other value leaves the time zero and is kept in Bad.
 func (t *Time) UnmarshalJSON(b []byte) error {
 	var s string
 	if string(b) == "null" {
 		return nil
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("timestamp must be an ISO-8601 string")
+		t.Bad = account.Clip(string(b), 64)
+		return nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02"} {
 		if v, err := time.Parse(layout, s); err == nil {
@@ -85,7 +96,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("timestamp %q is not ISO-8601", s)
+	t.Bad = account.Clip(s, 64)
+	return nil
 }
 
 // Errors a message can be rejected with.
@@ -95,10 +107,11 @@ var (
 	ErrNoEvent     = errors.New("track needs an event name")
 	ErrNoGroup     = errors.New("group needs a groupId")
 	ErrNoType      = errors.New("type is required")
-	ErrLongID      = errors.New("messageId, userId, anonymousId and groupId must be at most 256 characters")
+	ErrLongID      = errors.New("messageId, userId, anonymousId, groupId and the account id of traits (company.id, accountId) must be at most 256 bytes")
 )
 
-// maxID bounds identifiers, which become store keys.
+// maxID bounds identifiers, which become store keys, in bytes. Names and trait values are
+// cut to account.MaxString bytes.
 const maxID = 256
 
 // UnsupportedError reports a message type that is acknowledged but not applied (alias, or
@@ -110,7 +123,9 @@ func (e *UnsupportedError) Error() string {
 }
 
 // Split returns the messages of a body: one object, a bare JSON array (Segment Webhooks
-// batching) or {"batch":[…]} (the Segment and RudderStack libraries).
+// batching) or {"batch":[…]} (the Segment and RudderStack libraries, Segment's HTTP API). A
+// batch-level "context" applies to every message of the batch, for the fields the message
+// does not set itself.
 func Split(body []byte) ([]json.RawMessage, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -125,22 +140,99 @@ func Split(body []byte) ([]json.RawMessage, error) {
 		return msgs, nil
 	case '{':
 		var probe struct {
-			Batch *[]json.RawMessage `json:"batch"`
+			Batch   *[]json.RawMessage `json:"batch"`
+			Context json.RawMessage    `json:"context"`
 		}
 		if err := json.Unmarshal(body, &probe); err != nil {
 			return nil, fmt.Errorf("malformed JSON: %w", err)
 		}
 		if probe.Batch != nil {
-			return *probe.Batch, nil
+			return withContext(*probe.Batch, probe.Context), nil
 		}
 		return []json.RawMessage{body}, nil
 	}
 	return nil, errors.New("malformed JSON: body must be an object or an array")
 }
 
+// withContext merges a batch-level context into each message's context, the message's own
+// fields winning. A message that is not an object is left as it is (Parse rejects it).
+func withContext(msgs []json.RawMessage, ctx json.RawMessage) []json.RawMessage {
+	var shared map[string]json.RawMessage
+	if len(ctx) == 0 || json.Unmarshal(ctx, &shared) != nil || len(shared) == 0 {
+		return msgs
+	}
+	out := make([]json.RawMessage, len(msgs))
+	for i, raw := range msgs {
+		out[i] = raw
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil || m == nil {
+			continue
+		}
+		merged, ok := mergeObjects(m["context"], shared)
+		if !ok {
+			continue
+		}
+		m["context"] = merged
+		if b, err := json.Marshal(m); err == nil {
+			out[i] = b
+		}
+	}
+	return out
+}
+
+// mergeObjects returns own with every field of shared it lacks, recursively for objects both
+// have; false when own is present but not an object.
+func mergeObjects(own json.RawMessage, shared map[string]json.RawMessage) (json.RawMessage, bool) {
+	m := map[string]json.RawMessage{}
+	if len(own) > 0 && string(own) != "null" {
+		if err := json.Unmarshal(own, &m); err != nil || m == nil {
+			return own, false
+		}
+	}
+	for k, v := range shared {
+		cur, ok := m[k]
+		if !ok {
+			m[k] = v
+			continue
+		}
+		var sub map[string]json.RawMessage
+		if json.Unmarshal(v, &sub) == nil && sub != nil {
+			if merged, ok := mergeObjects(cur, sub); ok {
+				m[k] = merged
+			}
+		}
+	}
+	b, err := json.Marshal(m)
+	return b, err == nil
+}
+
+// transportFields differ between deliveries of the same message (set when sent or received),
+// so they are left out of a derived messageId.
+var transportFields = []string{"sentAt", "receivedAt", "requestIP", "writeKey"}
+
+// derivedID returns a messageId for a message that has none (optional in Segment's HTTP API):
+// a hash of its content without transport fields, so an identical retry counts once.
+func derivedID(raw json.RawMessage) ID {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return ""
+	}
+	for _, k := range transportFields {
+		delete(m, k)
+	}
+	b, err := json.Marshal(m) // map keys sorted: the same content gives the same bytes
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return ID("derived-" + hex.EncodeToString(sum[:16]))
+}
+
 // Parse decodes and validates one message. now is the receipt time: a timestamp after it is
-// clamped to it, and a missing one is derived from originalTimestamp corrected by the
-// device's clock skew (now - sentAt), else takes now. Old timestamps are kept (backfills).
+// clamped to it, and a missing or unreadable one is derived from originalTimestamp corrected
+// by the device's clock skew (now - sentAt), else takes now; an unreadable one adds a
+// warning. Old timestamps are kept (backfills). A message without messageId gets one derived
+// from its content.
 func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 	var m Message
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -150,10 +242,14 @@ func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 	switch {
 	case m.Type == "":
 		return m, ErrNoType
-	case m.MessageID == "":
-		return m, ErrNoMessageID
-	case len(m.MessageID) > maxID || len(m.UserID) > maxID || len(m.AnonymousID) > maxID || len(m.GroupID) > maxID || len(m.Context.GroupID) > maxID:
+	case len(m.MessageID) > maxID || len(m.UserID) > maxID || len(m.AnonymousID) > maxID || len(m.GroupID) > maxID ||
+		len(m.Context.GroupID) > maxID || len(m.Account()) > maxID:
 		return m, ErrLongID
+	}
+	if m.MessageID == "" {
+		if m.MessageID = derivedID(raw); m.MessageID == "" {
+			return m, ErrNoMessageID
+		}
 	}
 	switch m.Type {
 	case "track", "identify", "page", "screen":
@@ -170,6 +266,15 @@ func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 	default:
 		return m, &UnsupportedError{Type: m.Type}
 	}
+	if m.Timestamp.Bad != "" {
+		m.Warnings = append(m.Warnings, fmt.Sprintf("timestamp %q is not ISO-8601; used originalTimestamp, else receipt time", m.Timestamp.Bad))
+	}
+	for name, t := range map[string]Time{"originalTimestamp": m.OriginalTimestamp, "sentAt": m.SentAt} {
+		if t.Bad != "" {
+			m.Warnings = append(m.Warnings, fmt.Sprintf("%s %q is not ISO-8601; ignored", name, t.Bad))
+		}
+	}
+	slices.Sort(m.Warnings)
 	m.At = m.Timestamp.Time
 	if m.At.IsZero() && !m.OriginalTimestamp.IsZero() {
 		// Segment's clock-skew correction: the device's clock is off by sentAt - receipt.
@@ -281,7 +386,7 @@ func Apply(a *account.Account, m *Message, ev score.Events) {
 // applyTraits keeps the group's name, purchased seats and a few scalar traits.
 func applyTraits(a *account.Account, traits map[string]any) {
 	if n := str(traits["name"]); n != "" && a.Name == "" {
-		a.Name = n
+		a.Name = account.Clip(n, account.MaxString)
 	}
 	for _, k := range []string{"seats", "seats_purchased", "licenses"} {
 		if n, ok := number(traits[k]); ok && n > 0 {

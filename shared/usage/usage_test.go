@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/score"
@@ -49,7 +50,9 @@ func TestParseValidatesMessages(t *testing.T) {
 		{"an anonymous page", `{"type":"page","messageId":"m","anonymousId":"a"}`, nil},
 		{"a group with its id", `{"type":"group","messageId":"m","groupId":"acme"}`, nil},
 		{"no type", `{"messageId":"m","userId":"u"}`, ErrNoType},
-		{"no messageId", `{"type":"track","userId":"u","event":"x"}`, ErrNoMessageID},
+		{"no messageId (Segment assigns one; so do we)", `{"type":"track","userId":"u","event":"x"}`, nil},
+		{"an account id from traits over 256 bytes", `{"type":"identify","messageId":"m","userId":"u","traits":{"company":{"id":"` + strings.Repeat("c", 257) + `"}}}`, ErrLongID},
+		{"an accountId trait over 256 bytes", `{"type":"track","messageId":"m","userId":"u","event":"x","context":{"traits":{"accountId":"` + strings.Repeat("c", 257) + `"}}}`, ErrLongID},
 		{"no user", `{"type":"track","messageId":"m","event":"x"}`, ErrNoUser},
 		{"a track without event", `{"type":"track","messageId":"m","userId":"u"}`, ErrNoEvent},
 		{"a group without groupId", `{"type":"group","messageId":"m","userId":"u"}`, ErrNoGroup},
@@ -66,9 +69,6 @@ func TestParseValidatesMessages(t *testing.T) {
 	var unsupported *UnsupportedError
 	if _, err := Parse(json.RawMessage(`{"type":"alias","messageId":"m","userId":"u"}`), now); !errors.As(err, &unsupported) {
 		t.Errorf("alias: %v, want UnsupportedError", err)
-	}
-	if _, err := Parse(json.RawMessage(`{"type":"track","messageId":"m","userId":"u","event":"x","timestamp":"yesterday"}`), now); err == nil {
-		t.Error("a bad timestamp was accepted")
 	}
 }
 
@@ -199,4 +199,117 @@ func TestApplySignals(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestAMessageWithoutMessageIDGetsOneFromItsContent(t *testing.T) {
+	base := `{"type":"track","userId":"u","event":"Signed In","timestamp":"2026-11-19T10:00:00Z"`
+	id := func(t *testing.T, msg string) ID {
+		t.Helper()
+		m, err := Parse(json.RawMessage(msg), now)
+		if err != nil {
+			t.Fatalf("%s: %v", msg, err)
+		}
+		if m.MessageID == "" {
+			t.Fatalf("%s: no messageId", msg)
+		}
+		return m.MessageID
+	}
+	first := id(t, base+`}`)
+	tests := []struct {
+		name string
+		msg  string
+		same bool
+	}{
+		{"the identical retry", base + `}`, true},
+		{"the same fields in another order", `{"event":"Signed In","timestamp":"2026-11-19T10:00:00Z","userId":"u","type":"track"}`, true},
+		{"a retry sent later (only sentAt differs)", base + `,"sentAt":"2026-11-19T10:05:00Z"}`, true},
+		{"another event", `{"type":"track","userId":"u","event":"Signed Out","timestamp":"2026-11-19T10:00:00Z"}`, false},
+		{"another time", `{"type":"track","userId":"u","event":"Signed In","timestamp":"2026-11-19T10:00:01Z"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := id(t, tt.msg); (got == first) != tt.same {
+				t.Fatalf("messageId %q vs %q; want same = %v", got, first, tt.same)
+			}
+		})
+	}
+}
+
+func TestAnUnreadableTimestampFallsBackWithAWarning(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  string
+		want time.Time
+	}{
+		{"a month without its zero, no originalTimestamp: receipt time", `"timestamp":"2015-2-02T00:30:08.276Z"`, now},
+		{"a word: originalTimestamp instead", `"timestamp":"yesterday","originalTimestamp":"2026-11-19T10:00:00Z"`, time.Date(2026, 11, 19, 10, 0, 0, 0, time.UTC)},
+		{"a number: receipt time", `"timestamp":1700000000`, now},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse(json.RawMessage(`{"type":"track","messageId":"m","userId":"u","event":"x",`+tt.msg+`}`), now)
+			if err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if !m.At.Equal(tt.want) {
+				t.Errorf("At = %v, want %v", m.At, tt.want)
+			}
+			if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "timestamp") {
+				t.Errorf("warnings %q, want one about the timestamp", m.Warnings)
+			}
+		})
+	}
+}
+
+func TestBatchContextAppliesToEveryMessage(t *testing.T) {
+	body := `{"batch":[
+		{"type":"track","messageId":"m1","userId":"u","event":"x"},
+		{"type":"track","messageId":"m2","userId":"u","event":"x","context":{"groupId":"own","traits":{"plan":"pro"}}}
+	],"context":{"groupId":"acme","traits":{"accountId":"ignored-when-groupId","plan":"free"},"device":{"type":"phone"}}}`
+	raws, err := Split([]byte(body))
+	if err != nil || len(raws) != 2 {
+		t.Fatalf("Split = %d, %v", len(raws), err)
+	}
+	var got []string
+	for _, raw := range raws {
+		m, err := Parse(raw, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Account()+"/"+str(m.Context.Traits["plan"]))
+	}
+	if want := []string{"acme/free", "own/pro"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("account/plan per message = %v, want %v (the message's own context wins)", got, want)
+	}
+}
+
+func TestStoredStringsAreBoundedInBytes(t *testing.T) {
+	long := strings.Repeat("é", 300) // 600 bytes, two per rune
+	a := account.New("acme", now)
+	m, err := Parse(json.RawMessage(`{"type":"group","messageId":"m","groupId":"acme","traits":{"name":"`+long+`","plan":"`+long+`"}}`), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Apply(a, &m, score.Default().Events)
+	tm, err := Parse(json.RawMessage(`{"type":"track","messageId":"t","userId":"u","groupId":"acme","event":"Ticket Created","properties":{"ticket_id":"`+long+`"}}`), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Apply(a, &tm, score.Default().Events)
+	tests := []struct {
+		name  string
+		value string
+		max   int
+	}{
+		{"the name", a.Name, account.MaxString},
+		{"a trait value", a.Traits["plan"], account.MaxString},
+		{"a ticket id", strings.Join(a.Voice.OpenTickets, ""), account.MaxTicketID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.value) == 0 || len(tt.value) > tt.max || !utf8.ValidString(tt.value) {
+				t.Fatalf("%d bytes (valid UTF-8: %v), want 1..%d bytes of valid UTF-8", len(tt.value), utf8.ValidString(tt.value), tt.max)
+			}
+		})
+	}
 }
