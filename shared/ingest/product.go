@@ -204,6 +204,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 	out, err := s.run(ctx, write{
 		keys:       keys,
 		deferScore: deferScore,
+		occurred:   newestAt(ps),
 		resolve: func(ctx context.Context) (plan, error) {
 			p := plan{target: acct}
 			if cus := ps[0].msg.StripeCustomer(); cus != "" {
@@ -308,4 +309,14 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 		s.logger().Info("released held messages", "account", acct, "count", len(hs))
 	}
 	return nil
+}
+
+// newestAt is the time of the newest message of a commit: when its facts happened.
+func newestAt(ps []*parsed) (t time.Time) {
+	for _, p := range ps {
+		if p.msg.At.After(t) {
+			t = p.msg.At
+		}
+	}
+	return t
 }

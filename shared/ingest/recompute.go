@@ -37,7 +37,7 @@ func (s *Service) Recompute(ctx context.Context, at time.Time) (RecomputeResult,
 			// scan's read. The write below re-reads and re-scores under its version condition.
 			probe := a.Clone()
 			old := probe.Health
-			if events := risk.Rescore(probe, s.Scorecard, at); len(events) == 0 && !healthMoved(old, probe.Health) {
+			if events := risk.Rescore(probe, s.Scorecard, at, at); len(events) == 0 && !healthMoved(old, probe.Health) {
 				continue
 			}
 			id := a.ID

@@ -41,7 +41,7 @@ func TestTransitions(t *testing.T) {
 					return t0.Add(3 * time.Hour)
 				},
 			},
-			want: []string{"", "churn_risk.raised/involuntary health.dropped/involuntary", "", "churn_risk.cleared/involuntary"},
+			want: []string{"", "churn_risk.raised/involuntary", "", "churn_risk.cleared/involuntary"},
 		},
 		{
 			name: "churn while at risk closes the episode without a cleared",
@@ -65,7 +65,7 @@ func TestTransitions(t *testing.T) {
 					return t0.Add(2 * time.Hour)
 				},
 			},
-			want: []string{"", "churn_risk.raised/voluntary health.dropped/voluntary", "churn_risk.cleared/voluntary"},
+			want: []string{"", "churn_risk.raised/voluntary", "churn_risk.cleared/voluntary"},
 		},
 	}
 	for _, tt := range tests {
@@ -73,7 +73,7 @@ func TestTransitions(t *testing.T) {
 			a := account.New("acme", t0)
 			for i, step := range tt.steps {
 				at := step(a)
-				if got := types(Rescore(a, sc, at)); got != tt.want[i] {
+				if got := types(Rescore(a, sc, at, at)); got != tt.want[i] {
 					t.Fatalf("step %d: events %q, want %q", i, got, tt.want[i])
 				}
 			}
@@ -86,9 +86,9 @@ func TestEventIDsAreStablePerTransition(t *testing.T) {
 	run := func() []Event {
 		a := account.New("acme", t0)
 		paying(a, "active", t0)
-		Rescore(a, sc, t0)
+		Rescore(a, sc, t0, t0)
 		paying(a, "past_due", t0.Add(time.Hour))
-		return Rescore(a, sc, t0.Add(time.Hour))
+		return Rescore(a, sc, t0.Add(time.Hour), t0.Add(time.Hour))
 	}
 	x, y := run(), run()
 	if len(x) == 0 || x[0].ID != y[0].ID {
@@ -108,10 +108,10 @@ func TestHealthDroppedOncePerWindow(t *testing.T) {
 		}
 	}
 	paying(a, "active", t0)
-	Rescore(a, sc, t0)
+	Rescore(a, sc, t0, t0)
 	drops := 0
 	for d := 1; d <= 30; d++ {
-		for _, e := range Rescore(a, sc, t0.AddDate(0, 0, d)) {
+		for _, e := range Rescore(a, sc, t0.AddDate(0, 0, d), t0.AddDate(0, 0, d)) {
 			if e.Type == TypeDropped {
 				drops++
 			}
@@ -126,9 +126,9 @@ func TestChurnReportsTheMRRLost(t *testing.T) {
 	sc := score.Default()
 	a := account.New("acme", t0)
 	paying(a, "active", t0)
-	Rescore(a, sc, t0)
+	Rescore(a, sc, t0, t0)
 	paying(a, "canceled", t0.Add(time.Hour))
-	es := Rescore(a, sc, t0.Add(time.Hour))
+	es := Rescore(a, sc, t0.Add(time.Hour), t0.Add(time.Hour))
 	if len(es) != 1 || es[0].Type != TypeChurned || es[0].MRRLost == nil || es[0].MRRLost.Amount != 10000 || es[0].MRRLost.Currency != "usd" {
 		t.Fatalf("churn events %+v, want account.churned with mrr_lost 10000 usd", es)
 	}
@@ -143,10 +143,10 @@ func TestChurnCurrencyIsDeterministic(t *testing.T) {
 		a := account.New("acme", t0)
 		a.Billing.ApplySubscription(account.Subscription{ID: "sub_a", Status: "active", Currency: "eur", MRR: 500, At: t0.Unix()})
 		a.Billing.ApplySubscription(account.Subscription{ID: "sub_b", Status: "active", Currency: "usd", MRR: 700, At: t0.Unix() + 10})
-		Rescore(a, sc, t0)
+		Rescore(a, sc, t0, t0)
 		a.Billing.ApplySubscription(account.Subscription{ID: "sub_a", Status: "canceled", Currency: "eur", At: t0.Unix() + 20})
 		a.Billing.ApplySubscription(account.Subscription{ID: "sub_b", Status: "canceled", Currency: "usd", At: t0.Unix() + 30})
-		es := Rescore(a, sc, t0.Add(time.Hour))
+		es := Rescore(a, sc, t0.Add(time.Hour), t0.Add(time.Hour))
 		if len(es) != 1 || es[0].MRRLost.Currency != "usd" {
 			t.Fatalf("run %d: mrr_lost %+v, want the currency of the latest subscription (usd)", i, es[0].MRRLost)
 		}

@@ -33,7 +33,7 @@ func TestEventsMatchThePublishedSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	prev := 80
-	e := Event{ID: eventID("acme", TypeRaised, "1"), Type: TypeRaised, Kind: "voluntary", OccurredAt: time.Now(),
+	e := Event{ID: eventID("acme", 1), Type: TypeRaised, Kind: "voluntary", OccurredAt: time.Now(),
 		Account: AccountRef{ID: "acme", Name: "Acme", StripeCustomerID: "cus_1", Segment: "low-touch", MRR: Money{Amount: 100, Currency: "usd"}},
 		Health:  HealthChange{Score: 40, Band: "BAD", PreviousScore: &prev, PreviousBand: "NORMAL"},
 		Reasons: []account.Reason{{Measure: "nps", Kind: "engagement", Detail: "x", Impact: -3}},

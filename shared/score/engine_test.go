@@ -61,8 +61,8 @@ func TestBandHysteresis(t *testing.T) {
 	}
 }
 
-func measure(h account.Health, name string) account.Measure {
-	for _, m := range h.Measures {
+func measure(ex Explanation, name string) account.Measure {
+	for _, m := range ex.Measures {
 		if m.Name == name {
 			return m
 		}
@@ -115,18 +115,19 @@ func TestCompute(t *testing.T) {
 		}, at: now, wantBand: account.BandBad, maxScore: 100, reason: "churned"},
 		{name: "an account with no data at all is neutral and says so", build: func() *account.Account { return account.New("x", now) },
 			at: now, wantBand: account.BandNormal, minScore: 50, maxScore: 50, reason: "no billing or usage data"},
-		{name: "a billing-only account scores on billing alone", build: func() *account.Account {
+		{name: "a billing-only account scores on billing alone but lacks the data to be GOOD", build: func() *account.Account {
 			a := account.New("x", now)
 			a.Billing.ApplySubscription(activeSub(1000))
 			return a
-		}, at: now, wantBand: account.BandGood, minScore: 100, maxScore: 100, noData: []string{"login_recency", "active_users", "feature_adoption", "nps"}},
+		}, at: now, wantBand: account.BandNormal, minScore: 74, maxScore: 74, reason: "not enough data",
+			noData: []string{"login_recency", "active_users", "feature_adoption", "nps"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := tt.build()
 			h := Compute(a, sc, tt.at)
-			if h.Band != tt.wantBand || h.Score < tt.minScore || h.Score > tt.maxScore {
-				t.Fatalf("score %d band %s, want band %s in [%d,%d]; reasons %+v", h.Score, h.Band, tt.wantBand, tt.minScore, tt.maxScore, h.Reasons)
+			if h.Health.Band != tt.wantBand || h.Health.Score < tt.minScore || h.Health.Score > tt.maxScore {
+				t.Fatalf("score %d band %s, want band %s in [%d,%d]; reasons %+v", h.Health.Score, h.Health.Band, tt.wantBand, tt.minScore, tt.maxScore, h.Reasons)
 			}
 			if tt.reason != "" {
 				found := false
@@ -153,8 +154,8 @@ func TestCompute(t *testing.T) {
 				sum += m.Contribution
 				scored = scored || m.Score != nil
 			}
-			if d := sum - float64(h.Score); scored && (d > 1 || d < -1) {
-				t.Errorf("contributions add to %.2f, score is %d", sum, h.Score)
+			if d := sum - float64(h.Health.RawScore); scored && (d > 1 || d < -1) {
+				t.Errorf("contributions add to %.2f, raw score is %d", sum, h.Health.RawScore)
 			}
 		})
 	}
@@ -164,7 +165,7 @@ func TestComputeIsDeterministic(t *testing.T) {
 	a := healthy()
 	a.Usage.UseFeature("Report Created", now.AddDate(0, 0, -40))
 	x, y := Compute(a, Default(), now.AddDate(0, 0, 5)), Compute(a.Clone(), Default(), now.AddDate(0, 0, 5))
-	if x.Score != y.Score || len(x.Measures) != len(y.Measures) || len(x.Reasons) == 0 || x.Reasons[0] != y.Reasons[0] {
+	if x.Health.Score != y.Health.Score || len(x.Measures) != len(y.Measures) || len(x.Reasons) == 0 || x.Reasons[0] != y.Reasons[0] {
 		t.Fatalf("same input scored differently: %+v vs %+v", x, y)
 	}
 }
