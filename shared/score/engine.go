@@ -375,6 +375,10 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 			}
 			return got(0, d)
 		}
+		if !billed(b) {
+			// A trial that has not converted has not chosen to stay yet: no evidence either way.
+			return none("no cancellation scheduled; nothing billed yet (trial)")
+		}
 		return got(100, "no cancellation scheduled")
 	case "mrr_contraction":
 		if len(b.MRRHistory) == 0 {
