@@ -334,7 +334,7 @@ func TestAnActiveAccountEncodesSmall(t *testing.T) {
 	a := account.New("acme", t0.AddDate(0, -2, 0))
 	a.Name, a.Email, a.StripeCustomerID = "Acme Corp", "billing@acme.example", "cus_P8Acme0000000001"
 	a.Billing.ApplySubscription(account.Subscription{ID: "sub_1OAcme0000000000000001", Status: "active", Currency: "usd", MRR: 275000, Seats: 25,
-		Items: []account.Item{{Price: "price_1OAcmeSeats00000000001", Quantity: 25, UnitAmount: 11000, Interval: "month", IntervalCount: 1, MRR: 275000}},
+		Items:            []account.Item{{Price: "price_1OAcmeSeats00000000001", Quantity: 25, UnitAmount: 11000, Interval: "month", IntervalCount: 1, MRR: 275000}},
 		CurrentPeriodEnd: t0.AddDate(0, 0, 10), At: t0.AddDate(0, -1, 0).Unix()})
 	for d := 30; d >= 0; d-- {
 		day := t0.AddDate(0, 0, -d)
