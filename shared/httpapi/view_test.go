@@ -94,3 +94,30 @@ func TestTheAccountViewReadsAsACSMExpects(t *testing.T) {
 		}
 	})
 }
+
+func TestPublishedEventsAreDatedByTheStripeEventNotItsReceipt(t *testing.T) {
+	h := newHarness(t)
+	h.sendCustomer("globex")
+	var raw struct {
+		Created int64 `json:"created"`
+	}
+	if err := json.Unmarshal(sample(t, "stripe", "120-globex-customer.subscription.updated.json"), &raw); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Unix(raw.Created, 0).UTC()
+	if created.Equal(sampleNow) {
+		t.Fatal("the sample was created at the receipt time; the test cannot tell them apart")
+	}
+	for _, e := range h.events() {
+		if e.Type == risk.TypeRaised && e.Account.ID == "globex" {
+			if !e.OccurredAt.Equal(created) {
+				t.Errorf("occurred_at %v, want the Stripe event's created %v (received %v)", e.OccurredAt, created, sampleNow)
+			}
+			if since := path(h.account("globex"), "risk", "since"); since != created.Format(time.RFC3339) {
+				t.Errorf("risk.since %v, want %v", since, created.Format(time.RFC3339))
+			}
+			return
+		}
+	}
+	t.Fatal("no churn_risk.raised for globex")
+}
