@@ -79,12 +79,7 @@ func (a *Account) Merge(src *Account) {
 	if !a.Health.Scored() {
 		a.Health = src.Health.clone()
 	}
-	if src.Risk.Open && !a.Risk.Open {
-		a.Risk.Open, a.Risk.Since, a.Risk.Kind = true, src.Risk.Since, src.Risk.Kind
-	}
-	if src.Risk.Episode > a.Risk.Episode {
-		a.Risk.Episode = src.Risk.Episode
-	}
+	a.Risk.merge(&src.Risk)
 	if a.CreatedAt.IsZero() || (!src.CreatedAt.IsZero() && src.CreatedAt.Before(a.CreatedAt)) {
 		a.CreatedAt = src.CreatedAt
 	}
@@ -208,15 +203,32 @@ func (v *Voice) merge(src *Voice) {
 type Risk struct {
 	// Open is true while a churn-risk episode is open (raised and not yet cleared).
 	Open bool `json:"open,omitempty"`
-	// Episode counts risk episodes; it makes event ids stable per transition.
-	Episode int       `json:"episode,omitempty"`
-	Since   time.Time `json:"since,omitzero"`
+	// Episode counts risk episodes.
+	Episode int `json:"episode,omitempty"`
+	// Seq counts the events emitted for this account. Event ids hash the account id and Seq,
+	// so they are unique per transition forever and stable when the same stored state is
+	// rescored again (after a failed commit, say).
+	Seq   int       `json:"seq,omitempty"`
+	Since time.Time `json:"since,omitzero"`
 	// Kind is the kind of the open (or last) episode: involuntary, voluntary or engagement.
 	Kind string `json:"kind,omitempty"`
 	// LastDrop is when the last health.dropped event was emitted (one per window).
 	LastDrop time.Time `json:"last_drop,omitzero"`
 	// ChurnedAt is set when account.churned was emitted; cleared on reactivation.
 	ChurnedAt time.Time `json:"churned_at,omitzero"`
+}
+
+// merge folds src's risk state into r, the surviving account's. Event ids are derived from
+// the surviving account's id and counters, so those counters never go back or repeat: an open
+// episode adopted from src gets an episode number r has not used, and Seq keeps counting.
+func (r *Risk) merge(src *Risk) {
+	if src.Open && !r.Open {
+		r.Open, r.Since, r.Kind = true, src.Since, src.Kind
+		r.Episode = max(src.Episode, r.Episode+1)
+	}
+	if src.LastDrop.After(r.LastDrop) {
+		r.LastDrop = src.LastDrop
+	}
 }
 
 // insertTime inserts t in ascending order and keeps the newest max entries.

@@ -51,7 +51,7 @@ func TestPeakMRRSince(t *testing.T) {
 		since time.Time
 		want  int64
 	}{{t0.AddDate(0, 0, -90), 1000}, {t0.AddDate(0, 0, -30), 800}, {t0.AddDate(0, 0, -5), 500}} {
-		if got := b.PeakMRRSince(tt.since); got != tt.want {
+		if got := b.PeakMRRSince(tt.since, ""); got != tt.want {
 			t.Errorf("peak since %s = %d, want %d", tt.since.Format("2006-01-02"), got, tt.want)
 		}
 	}

@@ -1,8 +1,11 @@
 package account
 
 import (
+	"fmt"
 	"math"
+	"math/big"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -48,8 +51,29 @@ type Billing struct {
 	// Refunds and Disputes are times of recent refunds and charge disputes, capped.
 	Refunds  []time.Time `json:"refunds,omitempty"`
 	Disputes []time.Time `json:"disputes,omitempty"`
+	// RecoveredDays counts, per day of the failure, the failures later recovered, exactly;
+	// with FailureDays it makes the number of unpaid failures exact whatever the list's cap.
+	RecoveredDays []DayCount `json:"recovered_days,omitempty"`
+	// Dunning is the latest failed invoice not yet paid: what a dunning playbook acts on.
+	Dunning *Invoice `json:"dunning,omitempty"`
 	// MRRHistory records the account MRR each time it changed, oldest first, capped.
 	MRRHistory []MRRPoint `json:"mrr_history,omitempty"`
+}
+
+// Invoice is what a dunning playbook needs of a failed invoice.
+type Invoice struct {
+	ID        string `json:"id"`
+	AmountDue int64  `json:"amount_due"`
+	Currency  string `json:"currency,omitempty"`
+	// AttemptCount is how many times Stripe tried to collect it.
+	AttemptCount int64 `json:"attempt_count,omitempty"`
+	// NextPaymentAttempt is when Stripe retries; zero when it will not.
+	NextPaymentAttempt time.Time `json:"next_payment_attempt,omitzero"`
+	HostedInvoiceURL   string    `json:"hosted_invoice_url,omitempty"`
+	// Email is the customer's email as the invoice carries it.
+	Email string `json:"email,omitempty"`
+	// At is when it failed.
+	At time.Time `json:"at"`
 }
 
 // Subscription is the latest applied snapshot of one Stripe subscription.
@@ -57,8 +81,11 @@ type Subscription struct {
 	ID       string `json:"id"`
 	Status   string `json:"status"`
 	Currency string `json:"currency,omitempty"`
-	// MRR is the normalized monthly amount in minor units, after discounts.
+	// MRR is the normalized monthly amount in minor units, before any discount; MRRAt applies
+	// the discount while it is in force.
 	MRR int64 `json:"mrr"`
+	// Discount is the subscription's discount, if any, with the MRR while it is in force.
+	Discount *Discount `json:"discount,omitempty"`
 	// MRRNote says why MRR is not exact (metered or tiered items), empty when it is.
 	MRRNote           string    `json:"mrr_note,omitempty"`
 	Seats             int64     `json:"seats,omitempty"`
@@ -67,13 +94,44 @@ type Subscription struct {
 	CancelAt          time.Time `json:"cancel_at,omitzero"`
 	CanceledAt        time.Time `json:"canceled_at,omitzero"`
 	CancelReason      string    `json:"cancel_reason,omitempty"`
-	TrialEnd          time.Time `json:"trial_end,omitzero"`
-	CurrentPeriodEnd  time.Time `json:"current_period_end,omitzero"`
-	EndedAt           time.Time `json:"ended_at,omitzero"`
+	// CancelFeedback and CancelComment are the customer's own words from Stripe's
+	// cancellation_details (feedback is one of Stripe's enum values, comment is free text).
+	CancelFeedback   string    `json:"cancel_feedback,omitempty"`
+	CancelComment    string    `json:"cancel_comment,omitempty"`
+	TrialEnd         time.Time `json:"trial_end,omitzero"`
+	CurrentPeriodEnd time.Time `json:"current_period_end,omitzero"`
+	EndedAt          time.Time `json:"ended_at,omitzero"`
 	// TrialEnding is set by customer.subscription.trial_will_end.
 	TrialEnding bool `json:"trial_ending,omitempty"`
 	// At is the Stripe event time (unix seconds) of the snapshot; older ones are not applied.
 	At int64 `json:"at"`
+}
+
+// Discount is a coupon applied to a subscription, with the subscription's MRR while it is in
+// force (from Start, until End; zero times are open-ended).
+type Discount struct {
+	Coupon     string  `json:"coupon,omitempty"`
+	PercentOff float64 `json:"percent_off,omitempty"`
+	// AmountOff is in minor units of the subscription currency, per billing interval.
+	AmountOff int64     `json:"amount_off,omitempty"`
+	Start     time.Time `json:"start,omitzero"`
+	End       time.Time `json:"end,omitzero"`
+	// MRR is the subscription's MRR while the discount is in force.
+	MRR int64 `json:"mrr"`
+}
+
+// InForce reports whether the discount applies at t.
+func (d *Discount) InForce(t time.Time) bool {
+	return d != nil && (d.Start.IsZero() || !t.Before(d.Start)) && (d.End.IsZero() || t.Before(d.End))
+}
+
+// MRRAt is the subscription's MRR at t: discounted while its discount is in force, so a
+// discount that ended stops reducing MRR when it ends, not at the next Stripe event.
+func (s Subscription) MRRAt(t time.Time) int64 {
+	if s.Discount.InForce(t) {
+		return s.Discount.MRR
+	}
+	return s.MRR
 }
 
 // Item is one subscription item with its contribution to MRR.
@@ -102,10 +160,11 @@ type PaidInvoice struct {
 	At      time.Time `json:"at"`
 }
 
-// MRRPoint is the account MRR from At on.
+// MRRPoint is the account's headline MRR from At on.
 type MRRPoint struct {
-	At     time.Time `json:"at"`
-	Amount int64     `json:"amount"`
+	At       time.Time `json:"at"`
+	Amount   int64     `json:"amount"`
+	Currency string    `json:"currency,omitempty"`
 }
 
 // Caps on billing lists.
@@ -133,7 +192,7 @@ func (b *Billing) ApplySubscription(s Subscription) bool {
 	}
 	b.Subscriptions[s.ID] = s
 	b.pruneSubscriptions()
-	b.recordMRR(time.Unix(s.At, 0))
+	b.recordMRR(time.Unix(s.At, 0).UTC())
 	return true
 }
 
@@ -212,25 +271,120 @@ func countsTowardMRR(status string) bool {
 	return status == StatusActive || status == StatusPastDue || status == StatusUnpaid
 }
 
-// MRR returns the account MRR in minor units and its currency, summed over paying subscriptions.
-func (b *Billing) MRR() (int64, string) {
-	var sum int64
-	cur := ""
+// MRRByCurrency returns the MRR at t in minor units per currency, over paying subscriptions.
+// Amounts in different currencies are never added together.
+func (b *Billing) MRRByCurrency(t time.Time) map[string]int64 {
+	out := map[string]int64{}
 	for _, s := range b.live() {
 		if countsTowardMRR(s.Status) {
-			sum += s.MRR
-			if cur == "" {
-				cur = s.Currency
-			}
+			out[s.Currency] += s.MRRAt(t)
+		}
+	}
+	return out
+}
+
+// MRRAt returns the account's headline MRR at t: the largest of its per-currency amounts
+// (compared in major units; ties broken by currency code), with that currency. An account
+// with no paying subscription has 0 in the currency of its most recent subscription, so a
+// churned account still reads in its currency.
+func (b *Billing) MRRAt(t time.Time) (int64, string) {
+	var best int64
+	cur := ""
+	for c, amount := range b.MRRByCurrency(t) {
+		if cur == "" || larger(amount, c, best, cur) {
+			best, cur = amount, c
 		}
 	}
 	if cur == "" {
-		for _, s := range b.live() {
-			cur = s.Currency
-			break
+		cur = b.lastCurrency()
+	}
+	return best, cur
+}
+
+// MRR returns the headline MRR as of the newest subscription snapshot; scoring and views use
+// MRRAt with their own time, so that discounts end on time.
+func (b *Billing) MRR() (int64, string) {
+	var at int64
+	for _, s := range b.Subscriptions {
+		at = max(at, s.At)
+	}
+	return b.MRRAt(time.Unix(at, 0).UTC())
+}
+
+// larger reports whether amount a in currency ca is larger than amount b in currency cb,
+// compared in major units; on a tie the currency code decides, so the choice is stable.
+func larger(a int64, ca string, b int64, cb string) bool {
+	x := new(big.Rat).SetFrac64(a, pow10(Decimals(ca)))
+	y := new(big.Rat).SetFrac64(b, pow10(Decimals(cb)))
+	if c := x.Cmp(y); c != 0 {
+		return c > 0
+	}
+	return ca < cb
+}
+
+func pow10(n int) int64 {
+	p := int64(1)
+	for ; n > 0; n-- {
+		p *= 10
+	}
+	return p
+}
+
+// lastCurrency is the currency of the most recently updated subscription (ties by id).
+func (b *Billing) lastCurrency() string {
+	var last Subscription
+	cur := ""
+	for _, s := range b.Subscriptions {
+		if s.Currency != "" && (cur == "" || s.At > last.At || (s.At == last.At && s.ID > last.ID)) {
+			cur, last = s.Currency, s
 		}
 	}
-	return sum, cur
+	return cur
+}
+
+// decimals lists the currencies whose minor unit is not a hundredth, as
+// Stripe lists them (https://stripe.com/docs/currencies#zero-decimal): Stripe amounts in a
+// zero-decimal currency are whole units (¥5,000 is 5000).
+var decimals = map[string]int{
+	"bif": 0, "clp": 0, "djf": 0, "gnf": 0, "jpy": 0, "kmf": 0, "krw": 0, "mga": 0,
+	"pyg": 0, "rwf": 0, "ugx": 0, "vnd": 0, "vuv": 0, "xaf": 0, "xof": 0, "xpf": 0,
+	"bhd": 3, "jod": 3, "kwd": 3, "omr": 3, "tnd": 3,
+}
+
+// Decimals returns how many decimal places a currency's Stripe amounts carry: 0 for
+// zero-decimal currencies (JPY, KRW…), 3 for BHD, JOD, KWD, OMR and TND, else 2.
+func Decimals(currency string) int {
+	if d, ok := decimals[strings.ToLower(currency)]; ok {
+		return d
+	}
+	return 2
+}
+
+// FormatMoney renders an amount in minor units with the currency's decimals and its upper-case
+// code: "297.00 USD", "5000 JPY". Without a currency it renders two decimals and no code.
+func FormatMoney(minor int64, currency string) string {
+	s := formatAmount(minor, Decimals(currency))
+	if currency == "" {
+		return s
+	}
+	return s + " " + strings.ToUpper(currency)
+}
+
+// FormatAmount renders an amount in minor units with the currency's decimals, without the code.
+func FormatAmount(minor int64, currency string) string {
+	return formatAmount(minor, Decimals(currency))
+}
+
+func formatAmount(minor int64, decimals int) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	if decimals == 0 {
+		return sign + fmt.Sprint(minor)
+	}
+	p := pow10(decimals)
+	return fmt.Sprintf("%s%d.%0*d", sign, minor/p, decimals, minor%p)
 }
 
 // CancelScheduled returns the live subscription set to cancel, if any.
@@ -252,30 +406,46 @@ func (b *Billing) Seats() int64 {
 	return n
 }
 
-// recordMRR appends a history point when the account MRR changed.
+// recordMRR appends a history point when the account's headline MRR changed.
 func (b *Billing) recordMRR(at time.Time) {
-	mrr, _ := b.MRR()
-	if n := len(b.MRRHistory); n > 0 && b.MRRHistory[n-1].Amount == mrr {
+	mrr, cur := b.MRRAt(at)
+	if n := len(b.MRRHistory); n > 0 && b.MRRHistory[n-1].Amount == mrr && b.MRRHistory[n-1].Currency == cur {
 		return
 	}
 	if len(b.MRRHistory) == 0 && mrr == 0 {
 		return
 	}
-	b.MRRHistory = insertSorted(b.MRRHistory, MRRPoint{At: at.UTC(), Amount: mrr}, func(p MRRPoint) time.Time { return p.At }, MaxMRRHistory)
+	b.MRRHistory = insertSorted(b.MRRHistory, MRRPoint{At: at.UTC(), Amount: mrr, Currency: cur}, func(p MRRPoint) time.Time { return p.At }, MaxMRRHistory)
 }
 
-// PeakMRRSince returns the highest MRR in force at any time from since until now.
-func (b *Billing) PeakMRRSince(since time.Time) int64 {
+// PeakMRRSince returns the highest MRR in currency cur in force at any time from since on.
+// Points in another currency are not comparable and are left out.
+func (b *Billing) PeakMRRSince(since time.Time, cur string) int64 {
 	var peak int64
 	for i, p := range b.MRRHistory {
 		if i+1 < len(b.MRRHistory) && !b.MRRHistory[i+1].At.After(since) {
 			continue // superseded before the window opened
 		}
-		if p.Amount > peak {
+		if p.Amount > peak && (p.Currency == "" || p.Currency == cur) {
 			peak = p.Amount
 		}
 	}
 	return peak
+}
+
+// LastMRR returns the last non-zero MRR recorded, with its currency: what a churned account
+// paid before it ended.
+func (b *Billing) LastMRR() (int64, string) {
+	for i := len(b.MRRHistory) - 1; i >= 0; i-- {
+		if p := b.MRRHistory[i]; p.Amount > 0 {
+			cur := p.Currency
+			if cur == "" {
+				cur = b.lastCurrency()
+			}
+			return p.Amount, cur
+		}
+	}
+	return 0, b.lastCurrency()
 }
 
 // PaymentFailed records a failed payment of invoice at t; final means Stripe will not retry.
@@ -286,17 +456,48 @@ func (b *Billing) PaymentFailed(invoice string, at time.Time, final bool) {
 			f.Recovered = true
 		}
 	}
-	b.Failures = insertSorted(b.Failures, f, func(f PaymentFailure) time.Time { return f.At }, MaxFailures)
+	if f.Recovered {
+		b.RecoveredDays = countDay(b.RecoveredDays, Day(f.At), 1)
+	}
+	b.Failures = insertFailure(b.Failures, f)
 	b.FailureDays = countDay(b.FailureDays, Day(f.At), 1)
+}
+
+// InvoiceFailed keeps the details of a failed invoice for dunning playbooks, unless a newer
+// failure is already kept or the invoice was paid since.
+func (b *Billing) InvoiceFailed(in Invoice) {
+	in.At = in.At.UTC()
+	for _, p := range b.Paid {
+		if p.Invoice == in.ID && !p.At.Before(in.At) {
+			return
+		}
+	}
+	if b.Dunning != nil && b.Dunning.At.After(in.At) {
+		return
+	}
+	b.Dunning = &in
+}
+
+// insertFailure inserts f in time order. Beyond MaxFailures it drops the oldest recovered
+// failure (already counted in RecoveredDays), else the oldest one.
+func insertFailure(fs []PaymentFailure, f PaymentFailure) []PaymentFailure {
+	fs = insertSorted(fs, f, func(f PaymentFailure) time.Time { return f.At }, math.MaxInt)
+	if len(fs) <= MaxFailures {
+		return fs
+	}
+	drop := 0
+	for i, g := range fs {
+		if g.Recovered {
+			drop = i
+			break
+		}
+	}
+	return append(fs[:drop:drop], fs[drop+1:]...)
 }
 
 // InvoicePaid marks every failure of the invoice recovered and clears its pending actions.
 func (b *Billing) InvoicePaid(invoice string, at time.Time) {
-	for i := range b.Failures {
-		if b.Failures[i].Invoice == invoice {
-			b.Failures[i].Recovered = true
-		}
-	}
+	b.recover(invoice, at)
 	b.ActionRequired = remove(b.ActionRequired, invoice)
 	b.Uncollectible = remove(b.Uncollectible, invoice)
 	b.Paid = append(b.Paid, PaidInvoice{Invoice: invoice, At: at.UTC()})
@@ -305,6 +506,19 @@ func (b *Billing) InvoicePaid(invoice string, at time.Time) {
 	}
 	if at.After(b.LastPaidAt) {
 		b.LastPaidAt = at.UTC()
+	}
+}
+
+// recover marks the failures of invoice up to at recovered, counting each once.
+func (b *Billing) recover(invoice string, at time.Time) {
+	for i, f := range b.Failures {
+		if f.Invoice == invoice && !f.Recovered && !at.Before(f.At) {
+			b.Failures[i].Recovered = true
+			b.RecoveredDays = countDay(b.RecoveredDays, Day(f.At), 1)
+		}
+	}
+	if b.Dunning != nil && b.Dunning.ID == invoice && !at.Before(b.Dunning.At) {
+		b.Dunning = nil
 	}
 }
 
@@ -324,16 +538,12 @@ func (b *Billing) AddRefund(t time.Time) { b.Refunds = insertTime(b.Refunds, t, 
 // AddDispute records a charge dispute at t.
 func (b *Billing) AddDispute(t time.Time) { b.Disputes = insertTime(b.Disputes, t, MaxFailures) }
 
-// FailuresSince returns how many payments failed from t's day on (exact), and how many
-// failures at or after t are not recovered (among the most recent MaxFailures).
+// FailuresSince returns how many payments failed from t's day on and how many of those are
+// not recovered, both exact: counted per day, not from the capped list of failures.
 func (b *Billing) FailuresSince(t time.Time) (all, open int) {
 	all = sumDays(b.FailureDays, Day(t), math.MaxInt32)
-	for _, f := range b.Failures {
-		if !f.At.Before(t) && !f.Recovered {
-			open++
-		}
-	}
-	return all, open
+	open = all - sumDays(b.RecoveredDays, Day(t), math.MaxInt32)
+	return all, max(open, 0)
 }
 
 func (b Billing) clone() Billing {
@@ -344,6 +554,11 @@ func (b Billing) clone() Billing {
 	}
 	b.Failures = append([]PaymentFailure(nil), b.Failures...)
 	b.FailureDays = append([]DayCount(nil), b.FailureDays...)
+	b.RecoveredDays = append([]DayCount(nil), b.RecoveredDays...)
+	if b.Dunning != nil {
+		d := *b.Dunning
+		b.Dunning = &d
+	}
 	b.Paid = append([]PaidInvoice(nil), b.Paid...)
 	b.ActionRequired = append([]string(nil), b.ActionRequired...)
 	b.Uncollectible = append([]string(nil), b.Uncollectible...)
@@ -371,17 +586,19 @@ func (b *Billing) merge(src *Billing) {
 		b.Paid = b.Paid[len(b.Paid)-MaxInvoiceIDs:]
 	}
 	for _, f := range src.Failures {
-		b.Failures = insertSorted(b.Failures, f, func(f PaymentFailure) time.Time { return f.At }, MaxFailures)
+		b.Failures = insertFailure(b.Failures, f)
 	}
 	for _, d := range src.FailureDays {
 		b.FailureDays = countDay(b.FailureDays, d.Day, d.Events)
 	}
+	for _, d := range src.RecoveredDays {
+		b.RecoveredDays = countDay(b.RecoveredDays, d.Day, d.Events)
+	}
+	if src.Dunning != nil {
+		b.InvoiceFailed(*src.Dunning)
+	}
 	for _, p := range b.Paid { // payments on either side recover failures on either side
-		for i := range b.Failures {
-			if b.Failures[i].Invoice == p.Invoice && !p.At.Before(b.Failures[i].At) {
-				b.Failures[i].Recovered = true
-			}
-		}
+		b.recover(p.Invoice, p.At)
 	}
 	if src.LastPaidAt.After(b.LastPaidAt) {
 		b.LastPaidAt = src.LastPaidAt

@@ -12,22 +12,35 @@ const (
 	BandBad    = "BAD"
 )
 
-// Health is an account's current score with its explanation.
+// Health is an account's current score, stored compactly: the numbers only. The words that
+// explain it (measure details, reasons) are rebuilt from the stored signals when read
+// (score.Explain), so they cost nothing on every write.
 type Health struct {
-	Score   int    `json:"score"`
-	Band    string `json:"band"`
-	Segment string `json:"segment,omitempty"`
-	// Measures are the per-measure results the score is made of, in scorecard order.
-	Measures []Measure `json:"measures"`
-	// Reasons are the measures that cost the most points, in plain words, worst first.
-	Reasons          []Reason  `json:"reasons"`
+	// Score is the score shown: RawScore capped into the band a hard rule set, so that score
+	// and band always agree.
+	Score int `json:"score"`
+	// RawScore is the weighted score of the measures before any cap.
+	RawScore int    `json:"raw_score"`
+	Band     string `json:"band"`
+	// Coverage is the share (0–1) of the scorecard's weight whose measures had data.
+	Coverage float64 `json:"coverage"`
+	// CappedBy names what set the band over the raw score: "churned", "coverage" or
+	// "rule:<condition>"; empty when the band follows the score.
+	CappedBy         string    `json:"capped_by,omitempty"`
+	Segment          string    `json:"segment,omitempty"`
 	ScorecardVersion string    `json:"scorecard_version,omitempty"`
 	UpdatedAt        time.Time `json:"updated_at,omitzero"`
+	// Measures are the per-measure scores (0–100) in the order of the scorecard version,
+	// NoData for a measure without data.
+	Measures []int8 `json:"measures,omitempty"`
 	// History is one point per UTC day (the last score of that day), oldest first, capped.
 	History []Point `json:"history,omitempty"`
 }
 
-// Measure is one measure's result. Score is nil when the account has no data for it; such a
+// NoData marks a measure without data in Health.Measures.
+const NoData int8 = -1
+
+// Measure is one measure's result, as explained when read. Score is nil when the account has no data for it; such a
 // measure carries no weight in the total.
 type Measure struct {
 	Name   string `json:"name"`
@@ -88,8 +101,7 @@ func (h *Health) PeakSince(from, to int32) (int, bool) {
 }
 
 func (h Health) clone() Health {
-	h.Measures = append([]Measure(nil), h.Measures...)
-	h.Reasons = append([]Reason(nil), h.Reasons...)
+	h.Measures = append([]int8(nil), h.Measures...)
 	h.History = append([]Point(nil), h.History...)
 	return h
 }

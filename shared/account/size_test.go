@@ -69,12 +69,8 @@ func maximal(huge string, stripeID int) *Account {
 		a.Billing.AddDispute(t0.AddDate(0, 0, -i))
 		a.Billing.recordMRR(t0.AddDate(0, 0, -i))
 	}
-	for i := 0; i < 12; i++ { // the default scorecard has 12 measures; details are short sentences
-		score := 50
-		a.Health.Measures = append(a.Health.Measures, Measure{Name: long("measure", 32), Kind: "engagement", Score: &score,
-			Weight: 100, Contribution: 12.345, Detail: long("detail", MaxString)})
-		a.Health.Reasons = append(a.Health.Reasons, Reason{Measure: long("measure", 32), Kind: "engagement",
-			Detail: long("detail", MaxString), Impact: -12.345})
+	for i := 0; i < 12; i++ { // the default scorecard has 12 measures, stored as compact scores
+		a.Health.Measures = append(a.Health.Measures, 100)
 	}
 	for d := 0; d < 2*MaxHistory; d++ {
 		a.Health.Record(Day(t0)-int32(d), 50, BandNormal)

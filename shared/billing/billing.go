@@ -30,6 +30,8 @@ type Change struct {
 	Charge string
 	// Ignored is true for event types that do not affect health.
 	Ignored bool
+	// Created is the event's creation time: when the fact it reports happened.
+	Created time.Time
 	// Apply changes the account and reports whether it did: false for a stale snapshot (older
 	// than the one stored). It is pure and may run more than once on fresh copies.
 	Apply func(a *account.Account) bool
@@ -67,8 +69,8 @@ var objectKinds = map[string]string{
 
 // Map turns a verified Stripe event into a Change.
 func Map(e stripe.Event) (Change, error) {
-	c := Change{EventID: e.ID, Type: string(e.Type)}
 	at := time.Unix(e.Created, 0).UTC()
+	c := Change{EventID: e.ID, Type: string(e.Type), Created: at}
 	if e.Data == nil || len(e.Data.Raw) == 0 {
 		if handled(c.Type) {
 			return c, &MalformedError{Type: c.Type, Err: fmt.Errorf("no data.object")}
@@ -157,6 +159,7 @@ func Map(e stripe.Event) (Change, error) {
 			switch typ {
 			case "invoice.payment_failed":
 				a.Billing.PaymentFailed(in.ID, at, in.NextPaymentAttempt == 0)
+				a.Billing.InvoiceFailed(FailedInvoice(&in, at))
 			case "invoice.paid", "invoice.payment_succeeded":
 				a.Billing.InvoicePaid(in.ID, at)
 			case "invoice.payment_action_required":
@@ -227,12 +230,27 @@ func Snapshot(s *stripe.Subscription, at int64) account.Subscription {
 		CancelAt:          unix(s.CancelAt), CanceledAt: unix(s.CanceledAt), TrialEnd: unix(s.TrialEnd),
 		CurrentPeriodEnd: unix(s.CurrentPeriodEnd), EndedAt: unix(s.EndedAt), At: at,
 	}
-	if s.CancellationDetails != nil {
-		out.CancelReason = string(s.CancellationDetails.Reason)
+	if d := s.CancellationDetails; d != nil {
+		out.CancelReason, out.CancelFeedback, out.CancelComment = string(d.Reason), string(d.Feedback), limit(d.Comment, 500)
 	}
 	m := MRR(s, at)
-	out.MRR, out.MRRNote, out.Items, out.Seats = m.Amount, m.Note, m.Items, m.Seats
+	out.MRR, out.Discount, out.MRRNote, out.Items, out.Seats = m.Full, m.Discount, m.Note, m.Items, m.Seats
 	return out
+}
+
+// FailedInvoice is what a dunning playbook needs of a failed invoice, as of event time at.
+func FailedInvoice(in *stripe.Invoice, at time.Time) account.Invoice {
+	return account.Invoice{ID: in.ID, AmountDue: in.AmountDue, Currency: string(in.Currency), AttemptCount: in.AttemptCount,
+		NextPaymentAttempt: unix(in.NextPaymentAttempt), HostedInvoiceURL: limit(in.HostedInvoiceURL, 500),
+		Email: limit(in.CustomerEmail, 256), At: at}
+}
+
+// limit cuts s to at most n bytes, so a stored field stays bounded.
+func limit(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func unix(s int64) time.Time {

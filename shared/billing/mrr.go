@@ -4,6 +4,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/stripe/stripe-go/v76"
 
@@ -12,8 +13,13 @@ import (
 
 // MRRResult is a subscription's monthly recurring revenue with its parts.
 type MRRResult struct {
-	// Amount is in minor units of the subscription currency, rounded once, half away from zero.
+	// Amount is in minor units of the subscription currency, rounded once, half away from zero,
+	// after the discount in force at the time asked for.
 	Amount int64
+	// Full is the amount before any discount.
+	Full int64
+	// Discount is the subscription's discount with the MRR while it is in force (nil: none).
+	Discount *account.Discount
 	// Note says what is left out (metered or tiered items), empty when the amount is exact.
 	Note  string
 	Items []account.Item
@@ -87,19 +93,31 @@ func MRR(s *stripe.Subscription, at int64) MRRResult {
 				Interval: interval, IntervalCount: count, MRR: roundRat(amount)})
 		}
 	}
-	if d := s.Discount; d != nil && d.Coupon != nil && (d.End == 0 || d.End > at) && (d.Start == 0 || d.Start <= at) {
+	res.Full = roundRat(total)
+	discounted := new(big.Rat).Set(total)
+	if d := s.Discount; d != nil && d.Coupon != nil {
 		c := d.Coupon
+		applies := true
 		switch {
 		case c.PercentOff > 0:
 			pct, _ := new(big.Rat).SetString(strconv.FormatFloat(c.PercentOff, 'f', -1, 64))
 			keep := new(big.Rat).Sub(big.NewRat(1, 1), new(big.Rat).Quo(pct, big.NewRat(100, 1)))
-			total.Mul(total, keep)
+			discounted.Mul(discounted, keep)
 		case c.AmountOff > 0 && strings.EqualFold(string(c.Currency), string(s.Currency)):
 			off := new(big.Rat).Mul(new(big.Rat).SetInt64(c.AmountOff), perMonth(interval, count))
-			total.Sub(total, off)
+			discounted.Sub(discounted, off)
+		default:
+			applies = false
 		}
-		if total.Sign() < 0 {
-			total.SetInt64(0)
+		if discounted.Sign() < 0 {
+			discounted.SetInt64(0)
+		}
+		if applies {
+			res.Discount = &account.Discount{Coupon: c.ID, PercentOff: c.PercentOff, AmountOff: c.AmountOff,
+				Start: unix(d.Start), End: unix(d.End), MRR: roundRat(discounted)}
+			if res.Discount.InForce(time.Unix(at, 0)) {
+				total = discounted
+			}
 		}
 	}
 	if s.Items != nil && s.Items.HasMore {

@@ -13,6 +13,7 @@ import (
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/ingest"
 	"github.com/churnsignal/churnsignal/shared/risk"
+	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/usage"
 )
@@ -46,16 +47,59 @@ type View struct {
 	UpdatedAt        time.Time         `json:"updated_at"`
 }
 
-// BillingView is the billing part of a View.
+// BillingView is the billing part of a View, as of the time of the request.
 type BillingView struct {
-	Status            string                 `json:"status"`
-	MRR               risk.Money             `json:"mrr"`
-	CancelAtPeriodEnd bool                   `json:"cancel_at_period_end"`
-	CancelAt          *time.Time             `json:"cancel_at"`
-	FailedPayments30d int                    `json:"failed_payments_30d"`
-	UnpaidFailures30d int                    `json:"unpaid_failures_30d"`
-	LastPaidAt        *time.Time             `json:"last_paid_at"`
-	Subscriptions     []account.Subscription `json:"subscriptions"`
+	Status string `json:"status"`
+	// MRR is the headline MRR: the largest per-currency amount, never a sum across currencies.
+	MRR risk.Money `json:"mrr"`
+	// MRRByCurrency holds every currency's MRR in minor units.
+	MRRByCurrency     map[string]int64   `json:"mrr_by_currency"`
+	CancelAtPeriodEnd bool               `json:"cancel_at_period_end"`
+	CancelAt          *time.Time         `json:"cancel_at"`
+	FailedPayments30d int                `json:"failed_payments_30d"`
+	UnpaidFailures30d int                `json:"unpaid_failures_30d"`
+	LastPaidAt        *time.Time         `json:"last_paid_at"`
+	Subscriptions     []SubscriptionView `json:"subscriptions"`
+}
+
+// SubscriptionView is one Stripe subscription as of the time of the request: its MRR after
+// the discount in force, the discount beside the items (whose MRR is before it).
+type SubscriptionView struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Currency string `json:"currency,omitempty"`
+	// MRR is the monthly amount now, after the discount while it is in force.
+	MRR int64 `json:"mrr"`
+	// MRRBeforeDiscount is the sum the items give, before any discount.
+	MRRBeforeDiscount int64          `json:"mrr_before_discount"`
+	Discount          *DiscountView  `json:"discount,omitempty"`
+	MRRNote           string         `json:"mrr_note,omitempty"`
+	Seats             int64          `json:"seats,omitempty"`
+	Items             []account.Item `json:"items"`
+	CancelAtPeriodEnd bool           `json:"cancel_at_period_end,omitempty"`
+	CancelAt          *time.Time     `json:"cancel_at,omitempty"`
+	CanceledAt        *time.Time     `json:"canceled_at,omitempty"`
+	CancelReason      string         `json:"cancel_reason,omitempty"`
+	CancelFeedback    string         `json:"cancel_feedback,omitempty"`
+	CancelComment     string         `json:"cancel_comment,omitempty"`
+	TrialEnd          *time.Time     `json:"trial_end,omitempty"`
+	CurrentPeriodEnd  *time.Time     `json:"current_period_end,omitempty"`
+	EndedAt           *time.Time     `json:"ended_at,omitempty"`
+	TrialEnding       bool           `json:"trial_ending,omitempty"`
+	// At is the time of the Stripe event whose snapshot this is.
+	At time.Time `json:"at"`
+}
+
+// DiscountView is a subscription's discount and whether it is in force now.
+type DiscountView struct {
+	Coupon     string     `json:"coupon,omitempty"`
+	PercentOff float64    `json:"percent_off,omitempty"`
+	AmountOff  int64      `json:"amount_off,omitempty"`
+	Start      *time.Time `json:"start"`
+	End        *time.Time `json:"end"`
+	InForce    bool       `json:"in_force"`
+	// MRR is the subscription's MRR while the discount is in force.
+	MRR int64 `json:"mrr"`
 }
 
 // UsageView is the usage part of a View, with windows ending at the time of the request.
@@ -80,10 +124,17 @@ type VoiceView struct {
 	NPS         []account.NPSResponse `json:"nps"`
 }
 
-// HealthView is the score with its explanation and history.
+// HealthView is the score with its explanation (built when read) and history.
 type HealthView struct {
-	Score            int               `json:"score"`
-	Band             string            `json:"band"`
+	Score int `json:"score"`
+	// RawScore is the weighted score before a hard rule capped it into its band.
+	RawScore int    `json:"raw_score"`
+	Band     string `json:"band"`
+	// Coverage is the share of the scorecard's weight whose measures had data.
+	Coverage float64 `json:"coverage"`
+	// CappedBy names what set the band over the raw score ("rule:past_due", "coverage",
+	// "churned"); absent when the band follows the score.
+	CappedBy         string            `json:"capped_by,omitempty"`
 	Measures         []account.Measure `json:"measures"`
 	Reasons          []account.Reason  `json:"reasons"`
 	UpdatedAt        time.Time         `json:"updated_at"`
@@ -113,17 +164,19 @@ func ptr(t time.Time) *time.Time {
 	return &t
 }
 
-// NewView renders account a as of now.
-func NewView(a *account.Account, now time.Time) View {
+// NewView renders account a as of now, explaining its stored health with scorecard sc.
+func NewView(a *account.Account, sc *score.Scorecard, now time.Time) View {
 	today := account.Day(now)
-	mrr, cur := a.Billing.MRR()
+	mrr, cur := a.Billing.MRRAt(now)
 	all, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30))
+	ex := score.Explain(a, sc)
 	v := View{
 		ID: a.ID, Name: a.Name, Email: a.Email, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment,
 		Churned: a.Churned(), Traits: a.Traits, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 		Billing: BillingView{Status: a.Billing.Status(), MRR: risk.Money{Amount: mrr, Currency: cur},
+			MRRByCurrency:     a.Billing.MRRByCurrency(now),
 			FailedPayments30d: all, UnpaidFailures30d: open, LastPaidAt: ptr(a.Billing.LastPaidAt),
-			Subscriptions: []account.Subscription{}},
+			Subscriptions: []SubscriptionView{}},
 		Usage: UsageView{
 			LastSeenAt:    ptr(a.Usage.LastSeenAt),
 			ActiveUsers7d: a.Usage.Users.ActiveSince(today, 7), ActiveUsers30d: a.Usage.Users.ActiveSince(today, 30),
@@ -132,7 +185,8 @@ func NewView(a *account.Account, now time.Time) View {
 			SeatsPurchased: a.Billing.Seats(), KeyFeatures: map[string]time.Time{}, Onboarding: map[string]time.Time{},
 		},
 		Voice: VoiceView{Tickets30d: a.Voice.TicketsSince(now.AddDate(0, 0, -30)), OpenTickets: len(a.Voice.OpenTickets), NPS: a.Voice.NPS},
-		Health: HealthView{Score: a.Health.Score, Band: a.Health.Band, Measures: a.Health.Measures, Reasons: a.Health.Reasons,
+		Health: HealthView{Score: a.Health.Score, RawScore: a.Health.RawScore, Band: a.Health.Band, Coverage: a.Health.Coverage,
+			CappedBy: a.Health.CappedBy, Measures: ex.Measures, Reasons: ex.Reasons,
 			UpdatedAt: a.Health.UpdatedAt, ScorecardVersion: a.Health.ScorecardVersion, History: []HistoryPoint{}},
 		Risk: RiskView{AtRisk: a.Risk.Open, Kind: a.Risk.Kind, Since: ptr(a.Risk.Since), ChurnedAt: ptr(a.Risk.ChurnedAt)},
 	}
@@ -147,7 +201,7 @@ func NewView(a *account.Account, now time.Time) View {
 		}
 	}
 	for _, s := range a.Billing.Subscriptions {
-		v.Billing.Subscriptions = append(v.Billing.Subscriptions, s)
+		v.Billing.Subscriptions = append(v.Billing.Subscriptions, subscriptionView(s, now))
 	}
 	sort.Slice(v.Billing.Subscriptions, func(i, j int) bool { return v.Billing.Subscriptions[i].ID < v.Billing.Subscriptions[j].ID })
 	if v.Usage.SeatsPurchased == 0 {
@@ -180,6 +234,20 @@ func NewView(a *account.Account, now time.Time) View {
 	return v
 }
 
+func subscriptionView(s account.Subscription, now time.Time) SubscriptionView {
+	v := SubscriptionView{ID: s.ID, Status: s.Status, Currency: s.Currency, MRR: s.MRRAt(now), MRRBeforeDiscount: s.MRR,
+		MRRNote: s.MRRNote, Seats: s.Seats, Items: append([]account.Item{}, s.Items...),
+		CancelAtPeriodEnd: s.CancelAtPeriodEnd, CancelAt: ptr(s.CancelAt), CanceledAt: ptr(s.CanceledAt),
+		CancelReason: s.CancelReason, CancelFeedback: s.CancelFeedback, CancelComment: s.CancelComment,
+		TrialEnd: ptr(s.TrialEnd), CurrentPeriodEnd: ptr(s.CurrentPeriodEnd), EndedAt: ptr(s.EndedAt),
+		TrialEnding: s.TrialEnding, At: time.Unix(s.At, 0).UTC()}
+	if d := s.Discount; d != nil {
+		v.Discount = &DiscountView{Coupon: d.Coupon, PercentOff: d.PercentOff, AmountOff: d.AmountOff,
+			Start: ptr(d.Start), End: ptr(d.End), InForce: d.InForce(now), MRR: d.MRR}
+	}
+	return v
+}
+
 // account handles GET /accounts/{id}; a Stripe customer id finds its account too.
 func (a *api) account(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -189,7 +257,7 @@ func (a *api) account(w http.ResponseWriter, r *http.Request) {
 		reply(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewView(acct, a.Now()))
+	writeJSON(w, http.StatusOK, NewView(acct, a.scorecard(), a.Now()))
 }
 
 // find loads account id, following merges. A Stripe customer id answers the account its link
@@ -351,4 +419,12 @@ func (a *api) recompute(w http.ResponseWriter, r *http.Request) {
 	note(r, slog.Int("scored", res.Scored), slog.Int("changed", res.Changed), slog.Int("events", res.Events),
 		slog.Bool("dry_run", res.DryRun), slog.Int("failed", res.FailedCount))
 	writeJSON(w, http.StatusOK, res)
+}
+
+// scorecard is the scorecard that explains stored health: the service's, else the default.
+func (a *api) scorecard() *score.Scorecard {
+	if a.Service != nil && a.Service.Scorecard != nil {
+		return a.Service.Scorecard
+	}
+	return score.Default()
 }

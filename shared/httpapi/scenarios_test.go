@@ -41,7 +41,7 @@ func TestSampleCustomersEndInTheRightBand(t *testing.T) {
 		{id: "initech", band: "BAD", status: "active", segment: "tech-touch", mrr: 32000, reason: "set to cancel",
 			events: []string{"churn_risk.raised/voluntary"}},
 		{id: "umbrella", band: "BAD", status: "active", segment: "low-touch", mrr: 208000, reason: "no product activity for 25 days",
-			events: []string{"churn_risk.raised/engagement", "health.dropped/engagement"}},
+			events: []string{"churn_risk.raised/engagement"}},
 		{id: "hooli", band: "GOOD", status: "active", segment: "tech-touch", mrr: 30000,
 			events: []string{"churn_risk.cleared/involuntary"}},
 		{id: "vandelay", band: "BAD", status: "canceled", segment: "tech-touch", mrr: 0, churned: true, reason: "churned"},

@@ -78,6 +78,8 @@ type write struct {
 	// deferScore leaves health alone: a later write of the same request rescores, so one
 	// request's partial state never raises or clears risk.
 	deferScore bool
+	// occurred is the time of the fact the write applies (events' occurred_at); zero = now.
+	occurred time.Time
 }
 
 type plan struct {
@@ -181,14 +183,14 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	}
 	old := a.Health
 	if !w.deferScore {
-		out.events = risk.Rescore(a, s.Scorecard, now)
+		out.events = risk.Rescore(a, s.Scorecard, now, w.occurred)
 	}
 	out.changed = len(fresh) > 0 || len(out.events) > 0 || len(tx.Accounts) > 0 || healthMoved(old, a.Health) || w.always
 	if !out.changed {
 		return out, nil
 	}
 	a.UpdatedAt = now.UTC()
-	tx.Accounts = append([]store.Put{{Account: a, Expect: expect, Summary: summarize(a)}}, tx.Accounts...)
+	tx.Accounts = append([]store.Put{{Account: a, Expect: expect, Summary: s.summarize(a)}}, tx.Accounts...)
 	for k := range fresh {
 		exp, ok := w.expires[k]
 		if !ok {

@@ -394,6 +394,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 		expires:    expires,
 		seen:       seen,
 		deferScore: deferScore,
+		occurred:   newestAt(ps),
 		resolve: func(ctx context.Context) (plan, error) {
 			p := plan{target: acct}
 			if cus := ps[0].msg.StripeCustomer(); cus != "" {
@@ -499,4 +500,14 @@ func uniqueInts(xs []int) []int {
 		}
 	}
 	return out
+}
+
+// newestAt is the time of the newest message of a commit: when its facts happened.
+func newestAt(ps []*parsed) (t time.Time) {
+	for _, p := range ps {
+		if p.msg.At.After(t) {
+			t = p.msg.At
+		}
+	}
+	return t
 }

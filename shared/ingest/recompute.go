@@ -125,7 +125,7 @@ func (s *Service) recomputeOne(ctx context.Context, a *account.Account, req Reco
 	// read. The write below re-reads and re-scores under its version condition.
 	probe := a.Clone()
 	old := probe.Health
-	events := risk.Rescore(probe, s.Scorecard, req.At)
+	events := risk.Rescore(probe, s.Scorecard, req.At, req.At)
 	if len(events) == 0 && !healthMoved(old, probe.Health) {
 		return
 	}

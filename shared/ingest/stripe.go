@@ -56,8 +56,9 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 	key := "stripe:" + c.EventID
 	stale := false
 	out, err := s.run(ctx, write{
-		keys:    []string{key},
-		resolve: func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID) },
+		keys:     []string{key},
+		occurred: c.Created,
+		resolve:  func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID) },
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
 			stale = fresh[key] && !c.Apply(a)
 			return nil

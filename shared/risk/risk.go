@@ -41,6 +41,36 @@ type Event struct {
 	SchemaVersion    string           `json:"schema_version"`
 	// MRRLost is set on account.churned: the MRR in force before the subscription ended.
 	MRRLost *Money `json:"mrr_lost,omitempty"`
+	// Billing is set on involuntary events when a failed invoice is known: what a dunning
+	// playbook acts on.
+	Billing *BillingFacts `json:"billing,omitempty"`
+	// Cancellation is set on voluntary events when a cancellation is scheduled or happened:
+	// when, Stripe's reason, and the customer's own feedback and comment.
+	Cancellation *Cancellation `json:"cancellation,omitempty"`
+}
+
+// BillingFacts describes the latest failed, unpaid invoice.
+type BillingFacts struct {
+	InvoiceID          string     `json:"invoice_id"`
+	AmountDue          int64      `json:"amount_due"`
+	Currency           string     `json:"currency"`
+	AttemptCount       int64      `json:"attempt_count"`
+	NextPaymentAttempt *time.Time `json:"next_payment_attempt"`
+	HostedInvoiceURL   string     `json:"hosted_invoice_url,omitempty"`
+	Email              string     `json:"email,omitempty"`
+}
+
+// Cancellation describes a scheduled or completed cancellation, from Stripe's subscription
+// and its cancellation_details.
+type Cancellation struct {
+	// CancelAt is when the subscription ends (or ended).
+	CancelAt *time.Time `json:"cancel_at"`
+	// Reason is Stripe's cancellation_details.reason: cancellation_requested, payment_failed
+	// or payment_disputed.
+	Reason string `json:"reason,omitempty"`
+	// Feedback and Comment are the customer's own words (cancellation_details).
+	Feedback string `json:"feedback,omitempty"`
+	Comment  string `json:"comment,omitempty"`
 }
 
 // AccountRef identifies the account an event is about.
@@ -49,7 +79,10 @@ type AccountRef struct {
 	Name             string `json:"name,omitempty"`
 	StripeCustomerID string `json:"stripe_customer_id,omitempty"`
 	Segment          string `json:"segment"`
-	MRR              Money  `json:"mrr"`
+	// MRR is the headline MRR: the largest of the per-currency amounts (never a sum across
+	// currencies); MRRByCurrency holds each currency's.
+	MRR           Money            `json:"mrr"`
+	MRRByCurrency map[string]int64 `json:"mrr_by_currency,omitempty"`
 }
 
 // Money is an exact amount in minor units of a currency.
@@ -79,24 +112,33 @@ func (e Event) Attributes() map[string]string {
 	return map[string]string{"type": e.Type, "kind": e.Kind, "band": e.Health.Band, "segment": e.Account.Segment}
 }
 
-// Rescore computes a's health as of now, records it in a (health, daily history, risk state)
-// and returns the events the change causes. Calling it again with nothing new returns none.
-func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
+// Rescore computes a's health as of now (the scoring time; usage windows end there), records
+// it in a (health, daily history, risk state) and returns the events the change causes, dated
+// occurred: the time of the fact that triggered it (a Stripe event's created, a message's
+// timestamp; a recompute passes now twice). Calling it again with nothing new returns none.
+func Rescore(a *account.Account, sc *score.Scorecard, now, occurred time.Time) []Event {
+	now = now.UTC()
+	if occurred.IsZero() {
+		occurred = now
+	}
+	occurred = occurred.UTC()
 	old := a.Health
-	h := score.Compute(a, sc, now)
+	ex := score.Compute(a, sc, now)
+	h := ex.Health
 	h.History = old.History
 	today := account.Day(now)
 	h.Record(today, h.Score, h.Band)
 	a.Health = h
 
 	var events []Event
-	emit := func(typ, kind, idPart string) {
+	emit := func(typ, kind string) *Event {
+		a.Risk.Seq++
 		e := Event{
-			ID: eventID(a.ID, typ, idPart), Type: typ, Kind: kind, OccurredAt: now.UTC(),
-			Account:          ref(a),
+			ID: eventID(a.ID, a.Risk.Seq), Type: typ, Kind: kind, OccurredAt: occurred,
+			Account:          ref(a, now),
 			Health:           HealthChange{Score: h.Score, Band: h.Band},
-			Reasons:          h.Reasons,
-			Changes:          changes(old, h),
+			Reasons:          ex.Reasons,
+			Changes:          changes(old, h, sc),
 			ScorecardVersion: sc.Version, SchemaVersion: SchemaVersion,
 		}
 		if old.Scored() {
@@ -106,16 +148,27 @@ func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
 		if e.Reasons == nil {
 			e.Reasons = []account.Reason{}
 		}
+		switch kind {
+		case score.KindInvoluntary:
+			e.Billing = billingFacts(a)
+		case score.KindVoluntary:
+			e.Cancellation = cancellation(a)
+		}
 		events = append(events, e)
+		return &events[len(events)-1]
 	}
 
 	churned := a.Churned()
 	switch {
 	case churned && a.Risk.ChurnedAt.IsZero():
-		a.Risk.ChurnedAt = now.UTC()
+		a.Risk.ChurnedAt = occurred
 		a.Risk.Open = false // the episode ends in churn, not in a recovery
-		emit(TypeChurned, churnKind(a), strings.Join(canceledIDs(a), ","))
-		events[len(events)-1].MRRLost = lostMRR(a)
+		e := emit(TypeChurned, score.ChurnKind(&a.Billing))
+		amount, cur := a.Billing.LastMRR()
+		e.MRRLost = &Money{Amount: amount, Currency: cur}
+		if e.Cancellation == nil {
+			e.Cancellation = cancellation(a)
+		}
 		return events
 	case !churned && !a.Risk.ChurnedAt.IsZero():
 		a.Risk.ChurnedAt = time.Time{} // reactivated: a new subscription started
@@ -124,13 +177,20 @@ func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
 		return events
 	}
 
+	raised := false
 	if h.Band == account.BandBad && !a.Risk.Open {
-		a.Risk.Open, a.Risk.Episode, a.Risk.Since = true, a.Risk.Episode+1, now.UTC()
-		a.Risk.Kind = riskKind(a, h)
-		emit(TypeRaised, a.Risk.Kind, strconv.Itoa(a.Risk.Episode))
+		a.Risk.Open, a.Risk.Episode, a.Risk.Since = true, a.Risk.Episode+1, occurred
+		a.Risk.Kind = riskKind(a, ex)
+		e := emit(TypeRaised, a.Risk.Kind)
+		if e.Cancellation == nil && e.Kind != score.KindVoluntary {
+			if c := cancellation(a); c != nil && (c.Feedback != "" || c.Comment != "") {
+				e.Cancellation = c // the customer's own words, whatever the kind
+			}
+		}
+		raised = true
 	} else if h.Band != account.BandBad && a.Risk.Open {
 		a.Risk.Open = false
-		emit(TypeCleared, a.Risk.Kind, strconv.Itoa(a.Risk.Episode))
+		emit(TypeCleared, a.Risk.Kind)
 	}
 
 	if old.Scored() && (a.Risk.LastDrop.IsZero() || now.Sub(a.Risk.LastDrop) >= time.Duration(sc.Drop.Days)*24*time.Hour) {
@@ -139,16 +199,62 @@ func Rescore(a *account.Account, sc *score.Scorecard, now time.Time) []Event {
 			peak = old.Score
 		}
 		if peak-h.Score >= sc.Drop.Points {
-			a.Risk.LastDrop = now.UTC()
-			emit(TypeDropped, dropKind(old, h), strconv.Itoa(int(today)))
+			// One alert per incident: the churn_risk.raised of this write already tells of the
+			// fall, so the drop is recorded (no second alert in the window) but not emitted.
+			a.Risk.LastDrop = now
+			if !raised {
+				emit(TypeDropped, dropKind(old, h, sc))
+			}
 		}
 	}
 	return events
 }
 
+// billingFacts describes the account's latest failed, unpaid invoice, if any.
+func billingFacts(a *account.Account) *BillingFacts {
+	d := a.Billing.Dunning
+	if d == nil {
+		return nil
+	}
+	f := &BillingFacts{InvoiceID: d.ID, AmountDue: d.AmountDue, Currency: d.Currency, AttemptCount: d.AttemptCount,
+		HostedInvoiceURL: d.HostedInvoiceURL, Email: d.Email}
+	if !d.NextPaymentAttempt.IsZero() {
+		t := d.NextPaymentAttempt
+		f.NextPaymentAttempt = &t
+	}
+	if f.Email == "" {
+		f.Email = a.Email
+	}
+	return f
+}
+
+// cancellation describes the scheduled cancellation, else the last one that happened.
+func cancellation(a *account.Account) *Cancellation {
+	s, ok := a.Billing.CancelScheduled()
+	when := s.CancelAt
+	if ok && when.IsZero() {
+		when = s.CurrentPeriodEnd
+	}
+	if !ok {
+		if s, ok = score.LastCanceled(&a.Billing); !ok {
+			return nil
+		}
+		when = s.EndedAt
+		if when.IsZero() {
+			when = s.CanceledAt
+		}
+	}
+	c := &Cancellation{Reason: s.CancelReason, Feedback: s.CancelFeedback, Comment: s.CancelComment}
+	if !when.IsZero() {
+		c.CancelAt = &when
+	}
+	return c
+}
+
 // riskKind says what kind of risk an episode is: a billing failure is involuntary whatever
 // else is wrong, a scheduled cancellation is voluntary, otherwise the kind of the worst reason.
-func riskKind(a *account.Account, h account.Health) string {
+func riskKind(a *account.Account, ex score.Explanation) string {
+	h := ex.Health
 	switch a.Billing.Status() {
 	case account.StatusPastDue, account.StatusUnpaid:
 		return score.KindInvoluntary
@@ -159,7 +265,7 @@ func riskKind(a *account.Account, h account.Health) string {
 	if _, ok := a.Billing.CancelScheduled(); ok {
 		return score.KindVoluntary
 	}
-	for _, r := range h.Reasons {
+	for _, r := range ex.Reasons {
 		if !strings.HasPrefix(r.Measure, "rule:") && r.Kind != "" {
 			return r.Kind
 		}
@@ -167,86 +273,76 @@ func riskKind(a *account.Account, h account.Health) string {
 	return score.KindEngagement
 }
 
-// churnKind is involuntary when the subscription ended for non-payment.
-func churnKind(a *account.Account) string {
-	for _, s := range a.Billing.Subscriptions {
-		if s.Status == account.StatusCanceled && (s.CancelReason == "payment_failed" || s.CancelReason == "payment_disputed") {
-			return score.KindInvoluntary
+// contributions are the points each measure gives, from compact per-measure scores, by measure
+// name; nil when h was scored with another version of the scorecard.
+func contributions(h account.Health, sc *score.Scorecard) map[string]float64 {
+	if h.ScorecardVersion != sc.Version || len(h.Measures) != len(sc.Measures) {
+		return nil
+	}
+	var weights float64
+	for i, m := range sc.Measures {
+		if h.Measures[i] != account.NoData {
+			weights += float64(m.Weight)
 		}
 	}
-	return score.KindVoluntary
+	out := map[string]float64{}
+	for i, m := range sc.Measures {
+		if h.Measures[i] != account.NoData && weights > 0 {
+			out[m.Name] = round2(float64(m.Weight) * float64(h.Measures[i]) / weights)
+		} else {
+			out[m.Name] = 0
+		}
+	}
+	return out
 }
 
 // dropKind is the kind of the measure that lost the most points.
-func dropKind(old, h account.Health) string {
+func dropKind(old, h account.Health, sc *score.Scorecard) string {
 	kind, worst := score.KindEngagement, 0.0
-	prev := map[string]float64{}
-	for _, m := range old.Measures {
-		prev[m.Name] = m.Contribution
-	}
-	for _, m := range h.Measures {
-		if d := m.Contribution - prev[m.Name]; d < worst {
-			kind, worst = m.Kind, d
+	prev, cur := contributions(old, sc), contributions(h, sc)
+	for _, m := range sc.Measures {
+		if d := cur[m.Name] - prev[m.Name]; d < worst {
+			kind, worst = score.MeasureKind(m.Name), d
 		}
 	}
 	return kind
 }
 
-// changes lists the measures whose contribution moved, biggest move first.
-func changes(old, h account.Health) []Change {
-	prev := map[string]float64{}
-	for _, m := range old.Measures {
-		prev[m.Name] = m.Contribution
-	}
+// changes lists the measures whose contribution moved since the previous score, biggest move
+// first. Against a score from another scorecard version there is nothing to compare.
+func changes(old, h account.Health, sc *score.Scorecard) []Change {
 	out := []Change{}
-	for _, m := range h.Measures {
-		p := prev[m.Name]
-		if d := round2(m.Contribution - p); d != 0 {
-			out = append(out, Change{Measure: m.Name, Previous: p, Current: m.Contribution, Delta: d})
+	prev, cur := contributions(old, sc), contributions(h, sc)
+	if prev == nil && old.Scored() {
+		return out
+	}
+	for _, m := range sc.Measures {
+		p, c := prev[m.Name], cur[m.Name]
+		if d := round2(c - p); d != 0 {
+			out = append(out, Change{Measure: m.Name, Previous: p, Current: c, Delta: d})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return math.Abs(out[i].Delta) > math.Abs(out[j].Delta) })
 	return out
 }
 
-func ref(a *account.Account) AccountRef {
-	mrr, cur := a.Billing.MRR()
-	return AccountRef{ID: a.ID, Name: a.Name, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment, MRR: Money{Amount: mrr, Currency: cur}}
+func ref(a *account.Account, now time.Time) AccountRef {
+	mrr, cur := a.Billing.MRRAt(now)
+	r := AccountRef{ID: a.ID, Name: a.Name, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment, MRR: Money{Amount: mrr, Currency: cur}}
+	if by := a.Billing.MRRByCurrency(now); len(by) > 0 {
+		r.MRRByCurrency = by
+	}
+	return r
 }
 
-// lostMRR is the last non-zero MRR the account had, in the currency of its most recently
-// changed subscription (ties broken by id, so a replay renders the same event).
-func lostMRR(a *account.Account) *Money {
-	cur, last := "", account.Subscription{}
-	for _, s := range a.Billing.Subscriptions {
-		if s.Currency != "" && (cur == "" || s.At > last.At || (s.At == last.At && s.ID > last.ID)) {
-			cur, last = s.Currency, s
-		}
-	}
-	h := a.Billing.MRRHistory
-	for i := len(h) - 1; i >= 0; i-- {
-		if h[i].Amount > 0 {
-			return &Money{Amount: h[i].Amount, Currency: cur}
-		}
-	}
-	return &Money{Currency: cur}
-}
+// IDPrefix starts every event id, so ours never look like Stripe's evt_… ids.
+const IDPrefix = "csev_"
 
-func canceledIDs(a *account.Account) []string {
-	var ids []string
-	for id, s := range a.Billing.Subscriptions {
-		if s.Status == account.StatusCanceled {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// eventID is stable for the same transition, so a redelivered or replayed one dedupes.
-func eventID(accountID, typ, part string) string {
-	s := sha256.Sum256([]byte(accountID + "\x00" + typ + "\x00" + part))
-	return "evt_" + hex.EncodeToString(s[:12])
+// eventID names the seq-th event of an account: unique per transition forever (the counter
+// never goes back, merges included) and stable when the same stored state is rescored again.
+func eventID(accountID string, seq int) string {
+	s := sha256.Sum256([]byte(accountID + "\x00" + strconv.Itoa(seq)))
+	return IDPrefix + hex.EncodeToString(s[:12])
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,66 +24,194 @@ type result struct {
 func none(detail string) result           { return result{detail: detail} }
 func got(s float64, detail string) result { return result{score: clamp(s), ok: true, detail: detail} }
 
+// Explanation is a health score with the words that explain it: Health is what is stored,
+// Measures and Reasons are rebuilt whenever they are read.
+type Explanation struct {
+	Health   account.Health
+	Measures []account.Measure
+	Reasons  []account.Reason
+}
+
 // Compute scores account a with scorecard sc as of now. The previous band (a.Health.Band)
 // feeds the hysteresis; history is left to the caller. Pure and deterministic.
-func Compute(a *account.Account, sc *Scorecard, now time.Time) account.Health {
+func Compute(a *account.Account, sc *Scorecard, now time.Time) Explanation {
 	now = now.UTC()
-	h := account.Health{ScorecardVersion: sc.Version, UpdatedAt: now}
-	var total, weights float64
-	raw := make([]result, len(sc.Measures))
+	rs := evaluateAll(a, sc, now)
+	h := account.Health{ScorecardVersion: sc.Version, UpdatedAt: now, Measures: make([]int8, len(rs))}
+	var total, weights, all float64
 	for i, spec := range sc.Measures {
-		r := evaluate(spec, a, sc, now)
-		raw[i] = r
-		if r.ok && spec.Weight > 0 {
-			total += float64(spec.Weight) * r.score
+		r := rs[i]
+		h.Measures[i] = account.NoData
+		if r.ok {
+			h.Measures[i] = int8(math.Round(r.score))
+		}
+		if spec.Weight > 0 {
+			all += float64(spec.Weight)
+			if r.ok {
+				total += float64(spec.Weight) * r.score
+				weights += float64(spec.Weight)
+			}
+		}
+	}
+	h.RawScore = 50
+	if weights > 0 {
+		h.RawScore = int(math.Round(total / weights))
+	}
+	if all > 0 {
+		h.Coverage = round2(weights / all)
+	}
+	mrr, _ := a.Billing.MRRAt(now)
+	h.Segment = sc.SegmentFor(mrr)
+	h.Score = h.RawScore
+	h.Band = band(a.Health.Band, h.RawScore, sc.Bands)
+	capAt := func(band, by string, limit int) {
+		h.Band, h.CappedBy, h.Score = band, by, max(0, min(h.Score, limit))
+	}
+	if a.Churned() {
+		capAt(account.BandBad, capChurned, sc.Bands.BadEnter-1)
+	} else if c, _ := firstCondition(sc.BadWhen, a, sc, now); c != "" {
+		capAt(account.BandBad, "rule:"+c, sc.Bands.BadEnter-1)
+	} else if h.Band == account.BandGood {
+		if c, _ := firstCondition(sc.NeverGood, a, sc, now); c != "" {
+			capAt(account.BandNormal, "rule:"+c, sc.Bands.GoodEnter-1)
+		} else if h.Coverage < sc.minCoverage() {
+			capAt(account.BandNormal, capCoverage, sc.Bands.GoodEnter-1)
+		}
+	}
+	return explain(a, sc, rs, h)
+}
+
+// Explain rebuilds the words of a's stored health (measure details, reasons) from its stored
+// signals as of the time it was scored. Score, band and cap are the stored ones.
+func Explain(a *account.Account, sc *Scorecard) Explanation {
+	if !a.Health.Scored() {
+		return Explanation{Health: a.Health, Measures: []account.Measure{}, Reasons: []account.Reason{}}
+	}
+	return explain(a, sc, evaluateAll(a, sc, a.Health.UpdatedAt.UTC()), a.Health)
+}
+
+// What can set the band over the raw score, besides "rule:<condition>".
+const (
+	capChurned  = "churned"
+	capCoverage = "coverage"
+)
+
+func evaluateAll(a *account.Account, sc *Scorecard, now time.Time) []result {
+	rs := make([]result, len(sc.Measures))
+	for i, spec := range sc.Measures {
+		rs[i] = evaluate(spec, a, sc, now)
+	}
+	return rs
+}
+
+// explain puts health h, computed from measure results rs, in words.
+func explain(a *account.Account, sc *Scorecard, rs []result, h account.Health) Explanation {
+	now := h.UpdatedAt
+	ex := Explanation{Health: h, Measures: []account.Measure{}, Reasons: []account.Reason{}}
+	var weights float64
+	for i, spec := range sc.Measures {
+		if rs[i].ok && spec.Weight > 0 {
 			weights += float64(spec.Weight)
 		}
 	}
+	churned := h.CappedBy == capChurned
+	var reasons []account.Reason
 	for i, spec := range sc.Measures {
-		r := raw[i]
+		r := rs[i]
 		m := account.Measure{Name: spec.Name, Kind: builtin[spec.Name].kind, Weight: spec.Weight, Detail: r.detail}
 		if r.ok {
 			s := int(math.Round(r.score))
 			m.Score = &s
 			if weights > 0 {
 				m.Contribution = round2(float64(spec.Weight) * r.score / weights)
-				if loss := float64(spec.Weight) * (100 - r.score) / weights; loss >= 0.5 {
-					h.Reasons = append(h.Reasons, account.Reason{Measure: spec.Name, Kind: m.Kind, Detail: r.detail, Impact: -round2(loss)})
+				// A churned account's billing measures only repeat that it churned.
+				repeats := churned && (spec.Name == "billing_status" || spec.Name == "scheduled_cancellation")
+				if loss := float64(spec.Weight) * (100 - r.score) / weights; loss >= 0.5 && !repeats {
+					reasons = append(reasons, account.Reason{Measure: spec.Name, Kind: m.Kind, Detail: r.detail, Impact: -round2(loss)})
 				}
 			}
 		}
-		h.Measures = append(h.Measures, m)
+		ex.Measures = append(ex.Measures, m)
 	}
-	sort.SliceStable(h.Reasons, func(i, j int) bool { return h.Reasons[i].Impact < h.Reasons[j].Impact })
-	if len(h.Reasons) > MaxReasons {
-		h.Reasons = h.Reasons[:MaxReasons]
+	sort.SliceStable(reasons, func(i, j int) bool { return reasons[i].Impact < reasons[j].Impact })
+	if len(reasons) > MaxReasons {
+		reasons = reasons[:MaxReasons]
 	}
 	if weights == 0 {
-		h.Score = 50
-		h.Reasons = []account.Reason{{Measure: "none", Kind: KindEngagement, Detail: "no billing or usage data yet; score is neutral"}}
-	} else {
-		h.Score = int(math.Round(total / weights))
+		reasons = []account.Reason{{Measure: "none", Kind: KindEngagement, Detail: "no billing or usage data yet; score is neutral"}}
 	}
+	var first []account.Reason
+	capped := ""
+	if h.Score < h.RawScore {
+		capped = fmt.Sprintf(" (score capped at %d from %d)", h.Score, h.RawScore)
+	}
+	switch c := h.CappedBy; {
+	case c == capChurned:
+		first = append(first, account.Reason{Measure: "rule:churned", Kind: ChurnKind(&a.Billing), Detail: "subscription canceled: the account has churned" + capped})
+	case c == capCoverage:
+		first = append(first, account.Reason{Measure: "coverage", Kind: KindEngagement, Detail: fmt.Sprintf(
+			"not enough data: measures with data carry %.0f%% of the scorecard's weight (minimum %.0f%%); band capped at NORMAL%s",
+			h.Coverage*100, sc.minCoverage()*100, capped)})
+	case strings.HasPrefix(c, "rule:"):
+		cond := strings.TrimPrefix(c, "rule:")
+		why, _ := condition(cond, a, sc, now)
+		if why == "" {
+			why = cond
+		}
+		if h.Band == account.BandBad {
+			why += "; band set to BAD"
+		} else {
+			why += "; band capped at NORMAL"
+		}
+		first = append(first, account.Reason{Measure: c, Kind: conditionKind(cond), Detail: why + capped})
+	}
+	if r, ok := customerVoice(a); ok {
+		first = append(first, r)
+	}
+	ex.Reasons = append(first, reasons...)
+	return ex
+}
 
-	mrr, _ := a.Billing.MRR()
-	h.Segment = sc.SegmentFor(mrr)
-	h.Band = band(a.Health.Band, h.Score, sc.Bands)
-	if a.Churned() {
-		h.Band = account.BandBad
-		h.Reasons = append([]account.Reason{{Measure: "billing_status", Kind: KindVoluntary, Detail: "subscription canceled: the account has churned"}}, h.Reasons...)
-	} else if c, why := firstCondition(sc.BadWhen, a, sc, now); c != "" {
-		h.Band = account.BandBad
-		h.Reasons = append([]account.Reason{{Measure: "rule:" + c, Kind: conditionKind(c), Detail: why + "; band set to BAD"}}, h.Reasons...)
-	} else if h.Band == account.BandGood {
-		if c, why := firstCondition(sc.NeverGood, a, sc, now); c != "" {
-			h.Band = account.BandNormal
-			h.Reasons = append([]account.Reason{{Measure: "rule:" + c, Kind: conditionKind(c), Detail: why + "; band capped at NORMAL"}}, h.Reasons...)
+// customerVoice is the reason a customer gave when cancelling (Stripe's cancellation_details
+// feedback and comment), for an account that churned or is set to cancel.
+func customerVoice(a *account.Account) (account.Reason, bool) {
+	s, ok := a.Billing.CancelScheduled()
+	if !ok && a.Churned() {
+		s, ok = LastCanceled(&a.Billing)
+	}
+	if !ok || (s.CancelFeedback == "" && s.CancelComment == "") {
+		return account.Reason{}, false
+	}
+	var parts []string
+	if s.CancelFeedback != "" {
+		parts = append(parts, "feedback "+strings.ReplaceAll(s.CancelFeedback, "_", " "))
+	}
+	if s.CancelComment != "" {
+		parts = append(parts, "comment "+strconv.Quote(s.CancelComment))
+	}
+	return account.Reason{Measure: "cancellation_feedback", Kind: KindVoluntary, Detail: "the customer said when cancelling: " + strings.Join(parts, "; ")}, true
+}
+
+// LastCanceled returns the most recently canceled subscription (ties by id).
+func LastCanceled(b *account.Billing) (account.Subscription, bool) {
+	var last account.Subscription
+	found := false
+	for _, s := range b.Subscriptions {
+		if s.Status == account.StatusCanceled && (!found || s.At > last.At || (s.At == last.At && s.ID > last.ID)) {
+			last, found = s, true
 		}
 	}
-	if len(h.Reasons) > MaxReasons+1 {
-		h.Reasons = h.Reasons[:MaxReasons+1]
+	return last, found
+}
+
+// ChurnKind is the kind of a churn, from Stripe's cancellation_details.reason of the most
+// recently canceled subscription: payment_failed and payment_disputed are involuntary; a
+// customer's own cancellation (cancellation_requested) and anything else are voluntary.
+func ChurnKind(b *account.Billing) string {
+	if s, ok := LastCanceled(b); ok && (s.CancelReason == "payment_failed" || s.CancelReason == "payment_disputed") {
+		return KindInvoluntary
 	}
-	return h
+	return KindVoluntary
 }
 
 // band applies the thresholds with hysteresis around the previous band.
@@ -103,37 +232,45 @@ func band(prev string, s int, b Bands) string {
 // firstCondition returns the first of the hard-rule conditions that holds, with a plain-words
 // reason.
 func firstCondition(conds []string, a *account.Account, sc *Scorecard, now time.Time) (string, string) {
-	status := a.Billing.Status()
 	for _, c := range conds {
-		switch c {
-		case "past_due", "unpaid", "incomplete":
-			if status == c {
-				return c, "subscription is " + status
-			}
-		case "cancelling":
-			if s, ok := a.Billing.CancelScheduled(); ok {
-				return c, "subscription " + s.ID + " is set to cancel"
-			}
-		case "payment_action_required":
-			if len(a.Billing.ActionRequired) > 0 {
-				return c, "a payment waits for customer authentication"
-			}
-		case "uncollectible":
-			if len(a.Billing.Uncollectible) > 0 {
-				return c, "an invoice was marked uncollectible"
-			}
-		case "inactive":
-			last := a.Usage.LastSeenAt
-			if sc.InactiveDays > 0 && !last.IsZero() && now.Sub(last) >= time.Duration(sc.InactiveDays)*24*time.Hour {
-				return c, fmt.Sprintf("no product activity for %d days (threshold %d)", int(now.Sub(last).Hours()/24), sc.InactiveDays)
-			}
-		case "open_payment_failure":
-			if _, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30)); open > 0 {
-				return c, "a failed payment is not yet recovered"
-			}
+		if why, ok := condition(c, a, sc, now); ok {
+			return c, why
 		}
 	}
 	return "", ""
+}
+
+// condition reports whether hard-rule condition c holds, with a plain-words reason.
+func condition(c string, a *account.Account, sc *Scorecard, now time.Time) (string, bool) {
+	status := a.Billing.Status()
+	switch c {
+	case "past_due", "unpaid", "incomplete":
+		if status == c {
+			return "subscription is " + status, true
+		}
+	case "cancelling":
+		if s, ok := a.Billing.CancelScheduled(); ok {
+			return "subscription " + s.ID + " is set to cancel", true
+		}
+	case "payment_action_required":
+		if len(a.Billing.ActionRequired) > 0 {
+			return "a payment waits for customer authentication", true
+		}
+	case "uncollectible":
+		if len(a.Billing.Uncollectible) > 0 {
+			return "an invoice was marked uncollectible", true
+		}
+	case "inactive":
+		last := a.Usage.LastSeenAt
+		if sc.InactiveDays > 0 && !last.IsZero() && now.Sub(last) >= time.Duration(sc.InactiveDays)*24*time.Hour {
+			return fmt.Sprintf("no product activity for %d days (threshold %d)", int(now.Sub(last).Hours()/24), sc.InactiveDays), true
+		}
+	case "open_payment_failure":
+		if _, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30)); open > 0 {
+			return "a failed payment is not yet recovered", true
+		}
+	}
+	return "", false
 }
 
 func conditionKind(c string) string {
@@ -201,8 +338,8 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 	case "billing_status":
 		return billingStatus(a, now)
 	case "failed_payments":
-		if !b.HasSubscription() && len(b.Failures) == 0 {
-			return none("no subscription")
+		if !billed(b) {
+			return none(nothingBilled(b))
 		}
 		all, open := b.FailuresSince(now.AddDate(0, 0, -30))
 		final := false
@@ -238,21 +375,26 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 			}
 			return got(0, d)
 		}
+		if !billed(b) {
+			// A trial that has not converted has not chosen to stay yet: no evidence either way.
+			return none("no cancellation scheduled; nothing billed yet (trial)")
+		}
 		return got(100, "no cancellation scheduled")
 	case "mrr_contraction":
 		if len(b.MRRHistory) == 0 {
 			return none("no MRR recorded")
 		}
-		cur, currency := b.MRR()
-		peak := b.PeakMRRSince(now.AddDate(0, 0, -90))
+		cur, currency := b.MRRAt(now)
+		peak := b.PeakMRRSince(now.AddDate(0, 0, -90), currency)
 		if peak <= 0 || cur >= peak {
 			return got(100, "no MRR contraction in 90 days")
 		}
 		drop := float64(peak-cur) / float64(peak)
-		return got(linear(drop, good, bad), fmt.Sprintf("MRR down %.0f%% in 90 days (%s to %s %s)", drop*100, money(peak), money(cur), strings.ToUpper(currency)))
+		return got(linear(drop, good, bad), fmt.Sprintf("MRR down %.0f%% in 90 days (%s to %s)", drop*100,
+			account.FormatAmount(peak, currency), account.FormatMoney(cur, currency)))
 	case "disputes":
-		if !b.HasSubscription() && len(b.Disputes) == 0 && len(b.Refunds) == 0 {
-			return none("no subscription")
+		if !billed(b) && len(b.Disputes) == 0 && len(b.Refunds) == 0 {
+			return none(nothingBilled(b))
 		}
 		since := now.AddDate(0, 0, -90)
 		disputes, refunds := countSince(b.Disputes, since), countSince(b.Refunds, since)
@@ -288,6 +430,29 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 		return got(linear(float64(last.Score), good, bad), fmt.Sprintf("latest NPS %d (%s) on %s", last.Score, label, last.At.Format("2006-01-02")))
 	}
 	return none("unknown measure")
+}
+
+// billed reports whether the account was ever asked to pay: a paid or failed invoice, or a
+// subscription past its trial. Before that, "no failed payments" says nothing.
+func billed(b *account.Billing) bool {
+	if !b.LastPaidAt.IsZero() || len(b.FailureDays) > 0 || len(b.Failures) > 0 {
+		return true
+	}
+	for _, s := range b.Subscriptions {
+		switch s.Status {
+		case account.StatusTrialing, account.StatusIncomplete, account.StatusIncompleteExpired:
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+func nothingBilled(b *account.Billing) string {
+	if b.HasSubscription() {
+		return "nothing billed yet (trial)"
+	}
+	return "no subscription"
 }
 
 // coverage scores the share of names that has() holds for, naming the ones it does not. An
@@ -391,6 +556,3 @@ func ago(days float64) string {
 		return fmt.Sprintf("%d days ago", d)
 	}
 }
-
-// money renders minor units with two decimals; it is for details, not for exact amounts.
-func money(minor int64) string { return fmt.Sprintf("%d.%02d", minor/100, minor%100) }

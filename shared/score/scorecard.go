@@ -35,8 +35,23 @@ type Scorecard struct {
 	NewAccountDays int `json:"new_account_days"`
 	// InactiveDays is the silence after which the "inactive" rule condition holds.
 	InactiveDays int `json:"inactive_days"`
+	// MinCoverage is the share (0–1) of the measures' weight that must have data for an
+	// account to be GOOD; optional, DefaultMinCoverage when absent.
+	MinCoverage *float64 `json:"min_coverage,omitempty"`
 	// Events names the product events each signal is read from.
 	Events Events `json:"events"`
+}
+
+// DefaultMinCoverage is the coverage below which an account cannot be GOOD when the scorecard
+// does not say.
+const DefaultMinCoverage = 0.5
+
+// minCoverage is the scorecard's MinCoverage or the default.
+func (sc *Scorecard) minCoverage() float64 {
+	if sc.MinCoverage == nil {
+		return DefaultMinCoverage
+	}
+	return *sc.MinCoverage
 }
 
 // Bands are the score thresholds of the three bands. An account enters GOOD at GoodEnter and
@@ -183,6 +198,9 @@ func (sc *Scorecard) validate() error {
 			return fmt.Errorf("invalid scorecard: unknown rule condition %q (known: %v)", c, conditions)
 		}
 	}
+	if c := sc.MinCoverage; c != nil && (*c < 0 || *c > 1) {
+		return fmt.Errorf("invalid scorecard: min_coverage must be between 0 and 1")
+	}
 	if sc.NewAccountDays < 0 || sc.InactiveDays < 0 {
 		return fmt.Errorf("invalid scorecard: new_account_days and inactive_days must not be negative")
 	}
@@ -214,3 +232,6 @@ func (sc *Scorecard) SegmentFor(mrr int64) string {
 	}
 	return sc.Segments[len(sc.Segments)-1].Name
 }
+
+// MeasureKind is the kind of a built-in measure: involuntary, voluntary or engagement.
+func MeasureKind(name string) string { return builtin[name].kind }

@@ -218,7 +218,7 @@ type Summary struct {
 // NewSummary fills a Summary with everything an account says by itself; the top reason is left
 // to the writer.
 func NewSummary(a *account.Account) Summary {
-	mrr, cur := a.Billing.MRR()
+	mrr, cur := a.Billing.MRRAt(a.Health.UpdatedAt)
 	return Summary{ID: a.ID, Name: a.Name, Segment: a.Health.Segment, Score: a.Health.Score, Band: a.Health.Band,
 		Churned: a.Churned(), MRR: mrr, Currency: cur, UpdatedAt: a.Health.UpdatedAt}
 }

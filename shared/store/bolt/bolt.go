@@ -337,11 +337,8 @@ func ensureIndex(tx *bbolt.Tx) error {
 		if err := json.Unmarshal(v, &a); err != nil {
 			return fmt.Errorf("bolt: decode account %s: %w", k, err)
 		}
-		sum := store.NewSummary(&a)
-		if len(a.Health.Reasons) > 0 {
-			sum.TopReason, sum.TopMeasure = a.Health.Reasons[0].Detail, a.Health.Reasons[0].Measure
-		}
-		return reindex(tx, nil, &a, sum)
+		// The words of the top reason are not stored; the next write of the account adds them.
+		return reindex(tx, nil, &a, store.NewSummary(&a))
 	})
 }
 
