@@ -18,6 +18,12 @@ type Account struct {
 	Name             string `json:"name,omitempty"`
 	Email            string `json:"email,omitempty"`
 	StripeCustomerID string `json:"stripe_customer_id,omitempty"`
+	// StripeCustomerIDs are all the Stripe customers whose billing lands on the account, the
+	// first linked first (StripeCustomerID stays that one, whatever links later).
+	StripeCustomerIDs []string `json:"stripe_customer_ids,omitempty"`
+	// NameFrom says where Name came from: NameFromGroup (the product's group traits, which
+	// win) or NameFromStripe (the customer's name in Stripe).
+	NameFrom string `json:"name_from,omitempty"`
 	// MergedInto is set on an account that was folded into another (a Stripe customer seen
 	// before its product account was known). Writers that land on it follow the pointer.
 	MergedInto string `json:"merged_into,omitempty"`
@@ -46,6 +52,7 @@ func New(id string, now time.Time) *Account {
 func (a *Account) Clone() *Account {
 	c := *a
 	c.Traits = cloneMap(a.Traits)
+	c.StripeCustomerIDs = slices.Clone(a.StripeCustomerIDs)
 	c.Billing = a.Billing.clone()
 	c.Usage = a.Usage.clone()
 	c.Voice = a.Voice.clone()
@@ -59,11 +66,11 @@ func (a *Account) Churned() bool { return a.Billing.Churned() }
 // Merge folds src (an account known only by its Stripe customer id) into a. Billing comes from
 // whichever side has Stripe data; usage and voice signals are distinct messages, so they add.
 func (a *Account) Merge(src *Account) {
-	if a.StripeCustomerID == "" {
-		a.StripeCustomerID = src.StripeCustomerID
+	for _, c := range src.Customers() {
+		a.AddStripeCustomer(c)
 	}
-	if a.Name == "" {
-		a.Name = src.Name
+	if a.Name == "" || nameRank(src.NameFrom) > nameRank(a.NameFrom) {
+		a.SetName(src.Name, src.NameFrom) // the surviving account's name wins a tie
 	}
 	if a.Email == "" {
 		a.Email = src.Email
@@ -83,6 +90,32 @@ func (a *Account) Merge(src *Account) {
 	if a.CreatedAt.IsZero() || (!src.CreatedAt.IsZero() && src.CreatedAt.Before(a.CreatedAt)) {
 		a.CreatedAt = src.CreatedAt
 	}
+}
+
+// Where an account's name came from.
+const (
+	NameFromGroup  = "group"
+	NameFromStripe = "stripe"
+)
+
+// SetName records name from source (NameFromGroup, NameFromStripe, or "" when unknown): the
+// product's own name for the account (a group trait) wins over the Stripe customer's name,
+// and a later name from the same or a stronger source replaces an earlier one.
+func (a *Account) SetName(name, source string) {
+	if name == "" || (a.Name != "" && nameRank(source) < nameRank(a.NameFrom)) {
+		return
+	}
+	a.Name, a.NameFrom = Clip(name, MaxString), source
+}
+
+func nameRank(source string) int {
+	switch source {
+	case NameFromGroup:
+		return 2
+	case NameFromStripe:
+		return 1
+	}
+	return 0
 }
 
 // Byte bounds on the strings an account stores, so its encoded size stays bounded whatever
@@ -222,13 +255,41 @@ type Risk struct {
 // the surviving account's id and counters, so those counters never go back or repeat: an open
 // episode adopted from src gets an episode number r has not used, and Seq keeps counting.
 func (r *Risk) merge(src *Risk) {
-	if src.Open && !r.Open {
+	switch {
+	case src.Open && !r.Open:
 		r.Open, r.Since, r.Kind = true, src.Since, src.Kind
 		r.Episode = max(src.Episode, r.Episode+1)
+	case src.Open && r.Open:
+		// Two open episodes become one: r's goes on, with the more urgent kind, since the
+		// earlier of the two.
+		r.Kind = MoreUrgent(r.Kind, src.Kind)
+		if src.Since.Before(r.Since) {
+			r.Since = src.Since
+		}
 	}
 	if src.LastDrop.After(r.LastDrop) {
 		r.LastDrop = src.LastDrop
 	}
+}
+
+// MoreUrgent returns the more urgent of two risk kinds: involuntary (billing is failing) over
+// voluntary (the customer is leaving) over engagement.
+func MoreUrgent(a, b string) string {
+	rank := func(k string) int {
+		switch k {
+		case "involuntary":
+			return 3
+		case "voluntary":
+			return 2
+		case "engagement":
+			return 1
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
 }
 
 // insertTime inserts t in ascending order and keeps the newest max entries.

@@ -45,12 +45,12 @@ type Billing struct {
 	// LastPaidAt is when an invoice was last paid.
 	LastPaidAt time.Time `json:"last_paid_at,omitzero"`
 	// ActionRequired lists invoices waiting for customer authentication (3-D Secure).
-	ActionRequired []string `json:"action_required,omitempty"`
+	ActionRequired []Ref `json:"action_required,omitempty"`
 	// Uncollectible lists invoices marked uncollectible, capped.
-	Uncollectible []string `json:"uncollectible,omitempty"`
+	Uncollectible []Ref `json:"uncollectible,omitempty"`
 	// Refunds and Disputes are times of recent refunds and charge disputes, capped.
-	Refunds  []time.Time `json:"refunds,omitempty"`
-	Disputes []time.Time `json:"disputes,omitempty"`
+	Refunds  []Stamp `json:"refunds,omitempty"`
+	Disputes []Stamp `json:"disputes,omitempty"`
 	// RecoveredDays counts, per day of the failure, the failures later recovered, exactly;
 	// with FailureDays it makes the number of unpaid failures exact whatever the list's cap.
 	RecoveredDays []DayCount `json:"recovered_days,omitempty"`
@@ -62,7 +62,9 @@ type Billing struct {
 
 // Invoice is what a dunning playbook needs of a failed invoice.
 type Invoice struct {
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// Customer is the Stripe customer the invoice belongs to (see Billing.Tag).
+	Customer  string `json:"customer,omitempty"`
 	AmountDue int64  `json:"amount_due"`
 	Currency  string `json:"currency,omitempty"`
 	// AttemptCount is how many times Stripe tried to collect it.
@@ -78,7 +80,9 @@ type Invoice struct {
 
 // Subscription is the latest applied snapshot of one Stripe subscription.
 type Subscription struct {
-	ID       string `json:"id"`
+	ID string `json:"id"`
+	// Customer is the Stripe customer the subscription belongs to (see Billing.Tag).
+	Customer string `json:"customer,omitempty"`
 	Status   string `json:"status"`
 	Currency string `json:"currency,omitempty"`
 	// MRR is the normalized monthly amount in minor units, before any discount; MRRAt applies
@@ -148,6 +152,8 @@ type Item struct {
 type PaymentFailure struct {
 	Invoice string    `json:"invoice"`
 	At      time.Time `json:"at"`
+	// Customer is the Stripe customer the invoice belongs to (see Billing.Tag).
+	Customer string `json:"customer,omitempty"`
 	// Final is true when Stripe will not retry (no next_payment_attempt).
 	Final bool `json:"final,omitempty"`
 	// Recovered is set when the invoice was paid later.
@@ -156,8 +162,9 @@ type PaymentFailure struct {
 
 // PaidInvoice is an invoice and when it was paid.
 type PaidInvoice struct {
-	Invoice string    `json:"invoice"`
-	At      time.Time `json:"at"`
+	Invoice  string    `json:"invoice"`
+	At       time.Time `json:"at"`
+	Customer string    `json:"customer,omitempty"`
 }
 
 // MRRPoint is the account's headline MRR from At on.
@@ -498,8 +505,8 @@ func insertFailure(fs []PaymentFailure, f PaymentFailure) []PaymentFailure {
 // InvoicePaid marks every failure of the invoice recovered and clears its pending actions.
 func (b *Billing) InvoicePaid(invoice string, at time.Time) {
 	b.recover(invoice, at)
-	b.ActionRequired = remove(b.ActionRequired, invoice)
-	b.Uncollectible = remove(b.Uncollectible, invoice)
+	b.ActionRequired = removeRef(b.ActionRequired, invoice)
+	b.Uncollectible = removeRef(b.Uncollectible, invoice)
 	b.Paid = append(b.Paid, PaidInvoice{Invoice: invoice, At: at.UTC()})
 	if len(b.Paid) > MaxInvoiceIDs {
 		b.Paid = b.Paid[len(b.Paid)-MaxInvoiceIDs:]
@@ -524,19 +531,19 @@ func (b *Billing) recover(invoice string, at time.Time) {
 
 // PaymentActionRequired records an invoice waiting for the customer to authenticate.
 func (b *Billing) PaymentActionRequired(invoice string) {
-	b.ActionRequired = addCapped(b.ActionRequired, invoice, MaxInvoiceIDs)
+	b.ActionRequired = addRef(b.ActionRequired, Ref{ID: invoice}, MaxInvoiceIDs)
 }
 
 // MarkUncollectible records an invoice Stripe gave up on.
 func (b *Billing) MarkUncollectible(invoice string) {
-	b.Uncollectible = addCapped(b.Uncollectible, invoice, MaxInvoiceIDs)
+	b.Uncollectible = addRef(b.Uncollectible, Ref{ID: invoice}, MaxInvoiceIDs)
 }
 
 // AddRefund records a refund at t.
-func (b *Billing) AddRefund(t time.Time) { b.Refunds = insertTime(b.Refunds, t, MaxFailures) }
+func (b *Billing) AddRefund(t time.Time) { b.Refunds = insertStamp(b.Refunds, Stamp{At: t}, MaxFailures) }
 
 // AddDispute records a charge dispute at t.
-func (b *Billing) AddDispute(t time.Time) { b.Disputes = insertTime(b.Disputes, t, MaxFailures) }
+func (b *Billing) AddDispute(t time.Time) { b.Disputes = insertStamp(b.Disputes, Stamp{At: t}, MaxFailures) }
 
 // FailuresSince returns how many payments failed from t's day on and how many of those are
 // not recovered, both exact: counted per day, not from the capped list of failures.
@@ -560,10 +567,10 @@ func (b Billing) clone() Billing {
 		b.Dunning = &d
 	}
 	b.Paid = append([]PaidInvoice(nil), b.Paid...)
-	b.ActionRequired = append([]string(nil), b.ActionRequired...)
-	b.Uncollectible = append([]string(nil), b.Uncollectible...)
-	b.Refunds = append([]time.Time(nil), b.Refunds...)
-	b.Disputes = append([]time.Time(nil), b.Disputes...)
+	b.ActionRequired = append([]Ref(nil), b.ActionRequired...)
+	b.Uncollectible = append([]Ref(nil), b.Uncollectible...)
+	b.Refunds = append([]Stamp(nil), b.Refunds...)
+	b.Disputes = append([]Stamp(nil), b.Disputes...)
 	b.MRRHistory = append([]MRRPoint(nil), b.MRRHistory...)
 	return b
 }
@@ -603,37 +610,16 @@ func (b *Billing) merge(src *Billing) {
 	if src.LastPaidAt.After(b.LastPaidAt) {
 		b.LastPaidAt = src.LastPaidAt
 	}
-	for _, id := range src.ActionRequired {
-		b.PaymentActionRequired(id)
+	for _, r := range src.ActionRequired {
+		b.ActionRequired = addRef(b.ActionRequired, r, MaxInvoiceIDs)
 	}
-	for _, id := range src.Uncollectible {
-		b.MarkUncollectible(id)
+	for _, r := range src.Uncollectible {
+		b.Uncollectible = addRef(b.Uncollectible, r, MaxInvoiceIDs)
 	}
 	for _, t := range src.Refunds {
-		b.AddRefund(t)
+		b.Refunds = insertStamp(b.Refunds, t, MaxFailures)
 	}
 	for _, t := range src.Disputes {
-		b.AddDispute(t)
+		b.Disputes = insertStamp(b.Disputes, t, MaxFailures)
 	}
-}
-
-func addCapped(xs []string, x string, max int) []string {
-	if contains(xs, x) {
-		return xs
-	}
-	xs = append(xs, x)
-	if len(xs) > max {
-		xs = xs[len(xs)-max:]
-	}
-	return xs
-}
-
-func remove(xs []string, x string) []string {
-	out := xs[:0:0]
-	for _, y := range xs {
-		if y != x {
-			out = append(out, y)
-		}
-	}
-	return out
 }

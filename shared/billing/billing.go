@@ -109,15 +109,13 @@ func Map(e stripe.Event) (Change, error) {
 		c.Customer, c.AccountID = cu.ID, cu.Metadata[MetadataAccountID]
 		deleted := c.Type == "customer.deleted"
 		c.Apply = func(a *account.Account) bool {
-			a.StripeCustomerID = cu.ID
+			a.AddStripeCustomer(cu.ID)
 			if e.Created < a.Billing.CustomerAt {
 				return false
 			}
 			a.Billing.CustomerAt = e.Created
 			a.Billing.CustomerDeleted = deleted
-			if cu.Name != "" {
-				a.Name = account.Clip(cu.Name, account.MaxString)
-			}
+			a.SetName(cu.Name, account.NameFromStripe)
 			if cu.Email != "" {
 				a.Email = account.Clip(cu.Email, account.MaxString)
 			}
@@ -137,7 +135,7 @@ func Map(e stripe.Event) (Change, error) {
 		snap := Snapshot(&s, e.Created)
 		trialEnding := c.Type == "customer.subscription.trial_will_end"
 		c.Apply = func(a *account.Account) bool {
-			a.StripeCustomerID = c.Customer
+			a.AddStripeCustomer(c.Customer)
 			applied := a.Billing.ApplySubscription(snap)
 			if trialEnding {
 				a.Billing.MarkTrialEnding(snap.ID)
@@ -155,7 +153,7 @@ func Map(e stripe.Event) (Change, error) {
 		c.Customer = in.Customer.ID
 		typ := c.Type
 		c.Apply = func(a *account.Account) bool {
-			a.StripeCustomerID = c.Customer
+			a.AddStripeCustomer(c.Customer)
 			switch typ {
 			case "invoice.payment_failed":
 				a.Billing.PaymentFailed(in.ID, at, in.NextPaymentAttempt == 0)
@@ -180,7 +178,7 @@ func Map(e stripe.Event) (Change, error) {
 		}
 		c.Customer = ch.Customer.ID
 		c.Apply = func(a *account.Account) bool {
-			a.StripeCustomerID = c.Customer
+			a.AddStripeCustomer(c.Customer)
 			a.Billing.AddRefund(at)
 			return true
 		}
@@ -197,7 +195,7 @@ func Map(e stripe.Event) (Change, error) {
 			c.Customer = d.Charge.Customer.ID
 		}
 		c.Apply = func(a *account.Account) bool {
-			a.StripeCustomerID = c.Customer
+			a.AddStripeCustomer(c.Customer)
 			a.Billing.AddDispute(at)
 			return true
 		}

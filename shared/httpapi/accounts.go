@@ -31,20 +31,22 @@ func splitMessages(body []byte) ([]json.RawMessage, error) {
 
 // View is the account as GET /accounts/{id} shows it.
 type View struct {
-	ID               string            `json:"id"`
-	Name             string            `json:"name"`
-	Email            string            `json:"email,omitempty"`
-	StripeCustomerID string            `json:"stripe_customer_id"`
-	Segment          string            `json:"segment"`
-	Churned          bool              `json:"churned"`
-	Traits           map[string]string `json:"traits,omitempty"`
-	Billing          BillingView       `json:"billing"`
-	Usage            UsageView         `json:"usage"`
-	Voice            VoiceView         `json:"voice"`
-	Health           HealthView        `json:"health"`
-	Risk             RiskView          `json:"risk"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	Email            string `json:"email,omitempty"`
+	StripeCustomerID string `json:"stripe_customer_id"`
+	// StripeCustomerIDs are all the account's Stripe customers, the first linked first.
+	StripeCustomerIDs []string          `json:"stripe_customer_ids"`
+	Segment           string            `json:"segment"`
+	Churned           bool              `json:"churned"`
+	Traits            map[string]string `json:"traits,omitempty"`
+	Billing           BillingView       `json:"billing"`
+	Usage             UsageView         `json:"usage"`
+	Voice             VoiceView         `json:"voice"`
+	Health            HealthView        `json:"health"`
+	Risk              RiskView          `json:"risk"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
 }
 
 // BillingView is the billing part of a View, as of the time of the request.
@@ -171,7 +173,7 @@ func NewView(a *account.Account, sc *score.Scorecard, now time.Time) View {
 	all, open := a.Billing.FailuresSince(now.AddDate(0, 0, -30))
 	ex := score.Explain(a, sc)
 	v := View{
-		ID: a.ID, Name: a.Name, Email: a.Email, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment,
+		ID: a.ID, Name: a.Name, Email: a.Email, StripeCustomerID: a.StripeCustomerID, StripeCustomerIDs: a.Customers(), Segment: a.Health.Segment,
 		Churned: a.Churned(), Traits: a.Traits, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 		Billing: BillingView{Status: a.Billing.Status(), MRR: risk.Money{Amount: mrr, Currency: cur},
 			MRRByCurrency:     a.Billing.MRRByCurrency(now),

@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,6 +89,14 @@ type plan struct {
 	links  []store.Link
 	// refused says why a group trait's claim on a Stripe customer was not linked.
 	refused string
+	// move is set when a Stripe customer moves from one account to another: its billing moves
+	// with it in the same commit.
+	move *move
+}
+
+// move is a Stripe customer leaving account from.
+type move struct {
+	customer, from string
 }
 
 // outcome says what a write did.
@@ -166,6 +175,9 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	}
 	out.account = cur.ID
 	a := cur.Clone()
+	// Fold in a placeholder account (a Stripe customer seen before its product account).
+	var folded *account.Account
+	wasOpen := a.Risk.Open
 	if p.absorb != "" && p.absorb != p.target {
 		src, err := s.Store.Get(ctx, p.absorb)
 		switch {
@@ -174,8 +186,26 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 			return out, dependencyErr("load "+p.absorb, err)
 		case src.MergedInto == "":
 			a.Merge(src)
+			folded = src
 			tomb := &account.Account{ID: src.ID, MergedInto: p.target, CreatedAt: src.CreatedAt, UpdatedAt: now.UTC()}
 			tx.Accounts = append(tx.Accounts, store.Put{Account: tomb, Expect: src.Version})
+		}
+	}
+	// A customer moving from another account takes its billing along; that account is
+	// rescored in the same commit.
+	var left []risk.Event
+	if m := p.move; m != nil && m.from != p.target {
+		from, err := s.Store.Get(ctx, m.from)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return out, dependencyErr("load "+m.from, err)
+		case from.MergedInto == "":
+			f := from.Clone()
+			a.MoveCustomer(f, m.customer, w.occurred)
+			left = risk.Rescore(f, s.Scorecard, now, w.occurred)
+			f.UpdatedAt = now.UTC()
+			tx.Accounts = append(tx.Accounts, store.Put{Account: f, Expect: from.Version, Summary: s.summarize(f)})
 		}
 	}
 	if err := w.apply(a, fresh, &tx); err != nil {
@@ -185,6 +215,14 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	if !w.deferScore {
 		out.events = risk.Rescore(a, s.Scorecard, now, w.occurred)
 	}
+	if folded != nil {
+		// A score that moves because two records became one is not a fall to alert on: the
+		// account.merged event tells subscribers what happened.
+		out.events = slices.DeleteFunc(out.events, func(e risk.Event) bool { return e.Type == risk.TypeDropped })
+		e := risk.Merged(a, folded.ID, wasOpen, folded.Risk.Open, s.Scorecard, now, w.occurred)
+		out.events = append([]risk.Event{e}, out.events...)
+	}
+	out.events = append(out.events, left...)
 	out.changed = len(fresh) > 0 || len(out.events) > 0 || len(tx.Accounts) > 0 || healthMoved(old, a.Health) || w.always
 	if !out.changed {
 		return out, nil

@@ -60,7 +60,11 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 		occurred: c.Created,
 		resolve:  func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID) },
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
-			stale = fresh[key] && !c.Apply(a)
+			if fresh[key] {
+				stale = !c.Apply(a)
+				a.AddStripeCustomer(c.Customer)
+				a.Billing.Tag(c.Customer)
+			}
 			return nil
 		},
 	}, now)
@@ -123,6 +127,6 @@ func (s *Service) claim(ctx context.Context, customer, named, source string) (pl
 		return plan{target: named, refused: fmt.Sprintf("stripe_customer_id %s belongs to account %s by its Stripe metadata.account_id; not linked to %s",
 			customer, cur.Account, named)}, nil
 	}
-	s.logger().Warn("stripe customer moves to another account", "customer", customer, "from", cur.Account, "to", named, "by", source)
-	return plan{target: named, links: []store.Link{link}}, nil
+	s.logger().Info("stripe customer moves to another account; its billing moves with it", "customer", customer, "from", cur.Account, "to", named, "by", source)
+	return plan{target: named, links: []store.Link{link}, move: &move{customer: customer, from: cur.Account}}, nil
 }

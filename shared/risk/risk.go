@@ -22,6 +22,9 @@ const (
 	TypeCleared = "churn_risk.cleared"
 	TypeDropped = "health.dropped"
 	TypeChurned = "account.churned"
+	// TypeMerged tells that an account known by one id (a Stripe customer seen before its
+	// product account) was folded into another: from now on its events carry the other id.
+	TypeMerged = "account.merged"
 )
 
 // SchemaVersion is the version of the published event schema (events/schema/).
@@ -47,7 +50,27 @@ type Event struct {
 	// Cancellation is set on voluntary events when a cancellation is scheduled or happened:
 	// when, Stripe's reason, and the customer's own feedback and comment.
 	Cancellation *Cancellation `json:"cancellation,omitempty"`
+	// Merge is set on account.merged.
+	Merge *Merge `json:"merge,omitempty"`
 }
+
+// Merge says which account id was folded into which, and what became of the folded account's
+// open risk episode, so a subscriber that tracks episodes by account id re-keys or closes it.
+type Merge struct {
+	From string `json:"from"`
+	Into string `json:"into"`
+	// Episode is EpisodeContinued (the open episode of From goes on under Into: a later
+	// churn_risk.cleared for Into clears it), EpisodeClosed (Into had an open episode of its
+	// own, which goes on with the more urgent kind of the two; From's ends here), or empty
+	// when From had no open episode.
+	Episode string `json:"episode,omitempty"`
+}
+
+// What became of a folded account's open episode.
+const (
+	EpisodeContinued = "continued"
+	EpisodeClosed    = "closed"
+)
 
 // BillingFacts describes the latest failed, unpaid invoice.
 type BillingFacts struct {
@@ -78,7 +101,10 @@ type AccountRef struct {
 	ID               string `json:"id"`
 	Name             string `json:"name,omitempty"`
 	StripeCustomerID string `json:"stripe_customer_id,omitempty"`
-	Segment          string `json:"segment"`
+	// StripeCustomerIDs are all the account's Stripe customers; StripeCustomerID is the first
+	// linked and never changes when another links.
+	StripeCustomerIDs []string `json:"stripe_customer_ids,omitempty"`
+	Segment           string   `json:"segment"`
 	// MRR is the headline MRR: the largest of the per-currency amounts (never a sum across
 	// currencies); MRRByCurrency holds each currency's.
 	MRR           Money            `json:"mrr"`
@@ -191,6 +217,10 @@ func Rescore(a *account.Account, sc *score.Scorecard, now, occurred time.Time) [
 	} else if h.Band != account.BandBad && a.Risk.Open {
 		a.Risk.Open = false
 		emit(TypeCleared, a.Risk.Kind)
+	} else if a.Risk.Open {
+		// An open episode takes the most urgent kind it has had: an account that started
+		// dunning (or merged with one that did) is involuntary risk now.
+		a.Risk.Kind = account.MoreUrgent(a.Risk.Kind, riskKind(a, ex))
 	}
 
 	if old.Scored() && (a.Risk.LastDrop.IsZero() || now.Sub(a.Risk.LastDrop) >= time.Duration(sc.Drop.Days)*24*time.Hour) {
@@ -328,7 +358,8 @@ func changes(old, h account.Health, sc *score.Scorecard) []Change {
 
 func ref(a *account.Account, now time.Time) AccountRef {
 	mrr, cur := a.Billing.MRRAt(now)
-	r := AccountRef{ID: a.ID, Name: a.Name, StripeCustomerID: a.StripeCustomerID, Segment: a.Health.Segment, MRR: Money{Amount: mrr, Currency: cur}}
+	r := AccountRef{ID: a.ID, Name: a.Name, StripeCustomerID: a.StripeCustomerID, StripeCustomerIDs: a.Customers(),
+		Segment: a.Health.Segment, MRR: Money{Amount: mrr, Currency: cur}}
 	if by := a.Billing.MRRByCurrency(now); len(by) > 0 {
 		r.MRRByCurrency = by
 	}

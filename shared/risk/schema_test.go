@@ -127,7 +127,7 @@ func TestEventsMatchThePublishedSchema(t *testing.T) {
 	retry := time.Now().Add(72 * time.Hour)
 	end := time.Now().AddDate(0, 0, 10)
 	full := Event{ID: eventID("acme", 1), Type: TypeRaised, Kind: "voluntary", OccurredAt: time.Now(),
-		Account: AccountRef{ID: "acme", Name: "Acme", StripeCustomerID: "cus_1", Segment: "low-touch", MRR: Money{Amount: 100, Currency: "usd"},
+		Account: AccountRef{ID: "acme", Name: "Acme", StripeCustomerID: "cus_1", StripeCustomerIDs: []string{"cus_1", "cus_2"}, Segment: "low-touch", MRR: Money{Amount: 100, Currency: "usd"},
 			MRRByCurrency: map[string]int64{"usd": 100, "eur": 50}},
 		Health:  HealthChange{Score: 40, Band: "BAD", PreviousScore: &prev, PreviousBand: "NORMAL"},
 		Reasons: []account.Reason{{Measure: "nps", Kind: "engagement", Detail: "x", Impact: -3}},
@@ -139,7 +139,10 @@ func TestEventsMatchThePublishedSchema(t *testing.T) {
 	noRetry := full
 	noRetry.Billing = &BillingFacts{InvoiceID: "in_1", AmountDue: 100, Currency: "usd", AttemptCount: 4}
 	noRetry.Health.PreviousScore, noRetry.Health.PreviousBand = nil, ""
-	for name, e := range map[string]Event{"every field set": full, "no retry left, first score": noRetry} {
+	merged := full
+	merged.Type, merged.Billing, merged.Cancellation, merged.MRRLost = TypeMerged, nil, nil, nil
+	merged.Merge = &Merge{From: "cus_1", Into: "acme", Episode: EpisodeContinued}
+	for name, e := range map[string]Event{"every field set": full, "no retry left, first score": noRetry, "a merge": merged} {
 		raw, _ := json.Marshal(e)
 		var got any
 		json.Unmarshal(raw, &got)

@@ -397,7 +397,7 @@ func evaluate(spec Spec, a *account.Account, sc *Scorecard, now time.Time) resul
 			return none(nothingBilled(b))
 		}
 		since := now.AddDate(0, 0, -90)
-		disputes, refunds := countSince(b.Disputes, since), countSince(b.Refunds, since)
+		disputes, refunds := account.CountSince(b.Disputes, since), account.CountSince(b.Refunds, since)
 		if disputes > 0 {
 			return got(0, fmt.Sprintf("%d charge dispute(s) in 90 days", disputes))
 		}
@@ -535,16 +535,6 @@ func linear(x, good, bad float64) float64 {
 func clamp(s float64) float64 { return math.Max(0, math.Min(100, s)) }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
-
-func countSince(ts []time.Time, since time.Time) int {
-	n := 0
-	for _, t := range ts {
-		if !t.Before(since) {
-			n++
-		}
-	}
-	return n
-}
 
 func ago(days float64) string {
 	switch d := int(days); {

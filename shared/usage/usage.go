@@ -385,8 +385,8 @@ func Apply(a *account.Account, m *Message, ev score.Events) {
 
 // applyTraits keeps the group's name, purchased seats and a few scalar traits.
 func applyTraits(a *account.Account, traits map[string]any) {
-	if n := str(traits["name"]); n != "" && a.Name == "" {
-		a.Name = account.Clip(n, account.MaxString)
+	if n := str(traits["name"]); n != "" {
+		a.SetName(n, account.NameFromGroup)
 	}
 	for _, k := range []string{"seats", "seats_purchased", "licenses"} {
 		if n, ok := number(traits[k]); ok && n > 0 {
