@@ -540,10 +540,14 @@ func (b *Billing) MarkUncollectible(invoice string) {
 }
 
 // AddRefund records a refund at t.
-func (b *Billing) AddRefund(t time.Time) { b.Refunds = insertStamp(b.Refunds, Stamp{At: t}, MaxFailures) }
+func (b *Billing) AddRefund(t time.Time) {
+	b.Refunds = insertStamp(b.Refunds, Stamp{At: t}, MaxFailures)
+}
 
 // AddDispute records a charge dispute at t.
-func (b *Billing) AddDispute(t time.Time) { b.Disputes = insertStamp(b.Disputes, Stamp{At: t}, MaxFailures) }
+func (b *Billing) AddDispute(t time.Time) {
+	b.Disputes = insertStamp(b.Disputes, Stamp{At: t}, MaxFailures)
+}
 
 // FailuresSince returns how many payments failed from t's day on and how many of those are
 // not recovered, both exact: counted per day, not from the capped list of failures.
