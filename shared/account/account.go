@@ -292,11 +292,6 @@ func MoreUrgent(a, b string) string {
 	return a
 }
 
-// insertTime inserts t in ascending order and keeps the newest max entries.
-func insertTime(ts []time.Time, t time.Time, max int) []time.Time {
-	return insertSorted(ts, t.UTC(), func(t time.Time) time.Time { return t }, max)
-}
-
 // insertSorted inserts x into xs, kept in ascending order of at, after any entry at the same
 // time, and keeps the newest max entries.
 func insertSorted[T any](xs []T, x T, at func(T) time.Time, max int) []T {
