@@ -37,6 +37,15 @@ func failedInvoice(id, cus string) map[string]any {
 		"next_payment_attempt": sampleNow.Add(72 * time.Hour).Unix()}
 }
 
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func (h *harness) mustStripe(body []byte) map[string]any {
 	h.t.Helper()
 	code, m := h.stripe(body)
@@ -172,7 +181,13 @@ func TestMergingAccountsAtRiskLeavesNoRaiseUncleared(t *testing.T) {
 			}
 			h.mustProduct(fmt.Sprintf(`{"type":"track","messageId":"duo-1","userId":"duo-u","event":"Signed In","timestamp":%q,"context":{"groupId":"duo"}}`, last))
 			h.mustStripe(stripeEvent("evt_d1", "customer.subscription.created", t0, subscription("sub_Duo", "cus_Duo", "past_due", 20000)))
-			sub.consume(t, h.events())
+			first := h.events()
+			sub.consume(t, first)
+			for _, e := range first {
+				if e.Type == risk.TypeRaised && e.Account.ID == "duo" && !e.OccurredAt.Equal(mustTime(t, last)) {
+					t.Errorf("the product's raise occurred_at %v, want the message's timestamp %s", e.OccurredAt, last)
+				}
+			}
 			if _, ok := sub.open["cus_Duo"]; !ok {
 				t.Fatalf("the placeholder raised no risk: %v", sub.open)
 			}
