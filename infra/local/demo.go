@@ -17,6 +17,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76/webhook"
 
+	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/publish"
 )
 
@@ -130,8 +131,8 @@ func runDemo(ctx context.Context, d demoConfig) error {
 		if a.Churned {
 			band += " (churned)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d.%02d %s\t%d\t%s\t%s\n", a.ID, a.Name, a.Segment, a.MRR.Amount/100, a.MRR.Amount%100,
-			strings.ToUpper(a.MRR.Currency), a.Score, band, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.Name, a.Segment, account.FormatMoney(a.MRR.Amount, a.MRR.Currency),
+			a.Score, band, reason)
 	}
 	tw.Flush()
 
