@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,7 +240,7 @@ func deleteMessage(raw json.RawMessage) (usage.Message, bool) {
 	var probe struct {
 		Type string `json:"type"`
 	}
-	if json.Unmarshal(raw, &probe) != nil || !strings.EqualFold(probe.Type, "delete") {
+	if !bytes.Contains(raw, []byte(`elete"`)) || json.Unmarshal(raw, &probe) != nil || !strings.EqualFold(probe.Type, "delete") {
 		return m, false
 	}
 	if json.Unmarshal(raw, &m) != nil || (m.UserID == "" && m.AnonymousID == "") {
