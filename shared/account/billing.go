@@ -38,7 +38,7 @@ type Billing struct {
 	// Failures are recent failed invoice payments, oldest first, capped; FailureDays counts
 	// every failure per day, exactly, over the usage window.
 	Failures    []PaymentFailure `json:"failures,omitempty"`
-	FailureDays []DayCount       `json:"failure_days,omitempty"`
+	FailureDays DayCounts        `json:"failure_days,omitempty"`
 	// Paid lists recently paid invoices, so a failure delivered after its invoice's payment
 	// is recorded as already recovered.
 	Paid []PaidInvoice `json:"paid,omitempty"`
@@ -53,7 +53,7 @@ type Billing struct {
 	Disputes []time.Time `json:"disputes,omitempty"`
 	// RecoveredDays counts, per day of the failure, the failures later recovered, exactly;
 	// with FailureDays it makes the number of unpaid failures exact whatever the list's cap.
-	RecoveredDays []DayCount `json:"recovered_days,omitempty"`
+	RecoveredDays DayCounts `json:"recovered_days,omitempty"`
 	// Dunning is the latest failed invoice not yet paid: what a dunning playbook acts on.
 	Dunning *Invoice `json:"dunning,omitempty"`
 	// MRRHistory records the account MRR each time it changed, oldest first, capped.

@@ -18,13 +18,13 @@ type Usage struct {
 	FirstSeenAt time.Time `json:"first_seen_at,omitzero"`
 	LastSeenAt  time.Time `json:"last_seen_at,omitzero"`
 	// Days holds event counts per UTC day for the last WindowDays days, ascending.
-	Days []DayCount `json:"days,omitempty"`
+	Days DayCounts `json:"days,omitempty"`
 	// Users maps each user seen (by a hash of its id) to the last day it was active.
 	Users UserSet `json:"users"`
 	// Features are key features by scorecard name.
 	Features map[string]Feature `json:"features,omitempty"`
 	// Milestones are onboarding milestones reached, by scorecard name.
-	Milestones map[string]time.Time `json:"milestones,omitempty"`
+	Milestones Moments `json:"milestones,omitempty"`
 	// Members is the number of users on the account according to seat events
 	// (added minus removed); SeatEvents says whether any such event arrived.
 	Members    int  `json:"members,omitempty"`
@@ -152,7 +152,7 @@ func (u *Usage) UseFeature(name string, t time.Time) {
 // Reach records an onboarding milestone, keeping the earliest time it was reached.
 func (u *Usage) Reach(name string, t time.Time) {
 	if u.Milestones == nil {
-		u.Milestones = map[string]time.Time{}
+		u.Milestones = Moments{}
 	}
 	if old, ok := u.Milestones[name]; ok && !t.Before(old) {
 		return
