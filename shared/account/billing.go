@@ -134,7 +134,9 @@ func (s Subscription) MRRAt(t time.Time) int64 {
 	return s.MRR
 }
 
-// Item is one subscription item with its contribution to MRR.
+// Item is one subscription item with its contribution to MRR. Items are shown, never summed
+// again (the subscription's MRR and seats are computed from every item when the snapshot is
+// mapped), so an account keeps only a bounded number of them: see MaxItems.
 type Item struct {
 	Price         string `json:"price,omitempty"`
 	Quantity      int64  `json:"quantity"`
@@ -169,7 +171,15 @@ type MRRPoint struct {
 
 // Caps on billing lists.
 const (
+	// MaxSubscriptions caps the subscriptions kept: beyond it the oldest snapshots go, ended
+	// subscriptions first, then live ones (a customer with more live subscriptions than this
+	// keeps the most recently updated).
 	MaxSubscriptions = 20
+	// MaxItems caps the items kept per subscription (its largest by MRR, in Stripe's order);
+	// MaxAccountItems caps them across the account: live subscriptions with the newest
+	// snapshots keep theirs first, ended ones keep none.
+	MaxItems        = 10
+	MaxAccountItems = 40
 	MaxFailures      = 20
 	MaxInvoiceIDs    = 20
 	MaxMRRHistory    = 24
@@ -190,6 +200,7 @@ func (b *Billing) ApplySubscription(s Subscription) bool {
 	if b.Subscriptions == nil {
 		b.Subscriptions = map[string]Subscription{}
 	}
+	s.Items = TopItems(s.Items, MaxItems)
 	b.Subscriptions[s.ID] = s
 	b.pruneSubscriptions()
 	b.recordMRR(time.Unix(s.At, 0).UTC())
@@ -204,20 +215,63 @@ func (b *Billing) MarkTrialEnding(id string) {
 	}
 }
 
-// pruneSubscriptions drops the oldest ended subscriptions beyond the cap.
+// pruneSubscriptions drops subscriptions beyond MaxSubscriptions (the oldest snapshot first,
+// ended subscriptions before live ones) and items beyond MaxAccountItems, so the account
+// stays bounded however many subscriptions a customer has.
 func (b *Billing) pruneSubscriptions() {
-	for len(b.Subscriptions) > MaxSubscriptions {
-		oldest := ""
-		for id, s := range b.Subscriptions {
-			if Final(s.Status) && (oldest == "" || s.At < b.Subscriptions[oldest].At) {
-				oldest = id
-			}
-		}
-		if oldest == "" {
-			return
-		}
-		delete(b.Subscriptions, oldest)
+	subs := make([]Subscription, 0, len(b.Subscriptions))
+	for _, s := range b.Subscriptions {
+		subs = append(subs, s)
 	}
+	// Most worth keeping first: live before ended, newest snapshot first, then by id.
+	sort.Slice(subs, func(i, j int) bool {
+		if fi, fj := Final(subs[i].Status), Final(subs[j].Status); fi != fj {
+			return !fi
+		}
+		if subs[i].At != subs[j].At {
+			return subs[i].At > subs[j].At
+		}
+		return subs[i].ID < subs[j].ID
+	})
+	budget := MaxAccountItems
+	for i, s := range subs {
+		if i >= MaxSubscriptions {
+			delete(b.Subscriptions, s.ID)
+			continue
+		}
+		keep := 0
+		if !Final(s.Status) {
+			keep = min(len(s.Items), budget)
+		}
+		if keep < len(s.Items) {
+			s.Items = TopItems(s.Items, keep)
+			b.Subscriptions[s.ID] = s
+		}
+		budget -= keep
+	}
+}
+
+// TopItems returns at most n of items, the largest by MRR (ties: the earlier), in their
+// original order.
+func TopItems(items []Item, n int) []Item {
+	if len(items) <= n {
+		return items
+	}
+	if n <= 0 {
+		return nil
+	}
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return items[idx[a]].MRR > items[idx[b]].MRR })
+	idx = idx[:n]
+	sort.Ints(idx)
+	out := make([]Item, 0, n)
+	for _, i := range idx {
+		out = append(out, items[i])
+	}
+	return out
 }
 
 // live returns the subscriptions that have not ended, in id order.
