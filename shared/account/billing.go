@@ -175,14 +175,17 @@ const (
 	// subscriptions first, then live ones (a customer with more live subscriptions than this
 	// keeps the most recently updated).
 	MaxSubscriptions = 20
-	// MaxItems caps the items kept per subscription (its largest by MRR, in Stripe's order);
-	// MaxAccountItems caps them across the account: live subscriptions with the newest
-	// snapshots keep theirs first, ended ones keep none.
-	MaxItems        = 10
-	MaxAccountItems = 40
 	MaxFailures      = 20
 	MaxInvoiceIDs    = 20
 	MaxMRRHistory    = 24
+)
+
+// Caps on stored subscription items. MaxItems caps the items kept per subscription (its
+// largest by MRR, in Stripe's order); MaxAccountItems caps them across the account: live
+// subscriptions with the newest snapshots keep theirs first, ended ones keep none.
+const (
+	MaxItems        = 10
+	MaxAccountItems = 40
 )
 
 // ApplySubscription stores a subscription snapshot unless a newer one (by event time) is already

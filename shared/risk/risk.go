@@ -125,7 +125,7 @@ func Rescore(a *account.Account, sc *score.Scorecard, now, occurred time.Time) [
 	old := a.Health
 	ex := score.Compute(a, sc, now)
 	h := ex.Health
-	h.History = old.History
+	h.History = append(account.Points(nil), old.History...) // old keeps its own points: see DayPoint
 	today := account.Day(now)
 	h.Record(today, h.Score, h.Band)
 	a.Health = h
