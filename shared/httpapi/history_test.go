@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/store"
 )
 
 func TestTheAccountViewShowsAMonthOfDailyHistoryFromTheStore(t *testing.T) {
@@ -33,5 +34,22 @@ func TestTheAccountViewShowsAMonthOfDailyHistoryFromTheStore(t *testing.T) {
 	}
 	if n := len(a.Health.History); n > account.MaxHistory {
 		t.Errorf("the account item keeps %d daily points, want at most %d", n, account.MaxHistory)
+	}
+}
+
+func TestAnAccountWrittenBeforeHistoryItemsStillShowsItsMonth(t *testing.T) {
+	h := newHarness(t)
+	a := account.New("legacy", sampleNow.AddDate(0, -2, 0))
+	// As the previous version stored it: 35 daily points inside the account, no history items.
+	for d := 34; d >= 0; d-- {
+		a.Health.History = append(a.Health.History, account.Point{Day: account.Day(sampleNow) - int32(d), Score: 60 + d%5, Band: account.BandNormal})
+	}
+	a.Health.Score, a.Health.Band = 60, account.BandNormal
+	if err := h.st.Commit(context.Background(), store.Tx{Accounts: []store.Put{{Account: a}}}); err != nil {
+		t.Fatal(err)
+	}
+	hist, _ := path(h.account("legacy"), "health", "history").([]any)
+	if len(hist) != HistoryDays {
+		t.Fatalf("the view shows %d days of history, want the %d the account holds", len(hist), HistoryDays)
 	}
 }
