@@ -156,7 +156,7 @@ func (a *Account) SetTrait(k, v string) {
 // Voice holds voice-of-customer signals: support tickets and NPS responses.
 type Voice struct {
 	// TicketDays counts tickets opened per day, exactly, over the usage window.
-	TicketDays []DayCount `json:"ticket_days,omitempty"`
+	TicketDays DayCounts `json:"ticket_days,omitempty"`
 	// OpenTickets are ids of tickets opened and not yet resolved, capped.
 	OpenTickets []string `json:"open_tickets,omitempty"`
 	// TicketsSeen is true once any ticket event arrived, so "no tickets" is data, not absence.

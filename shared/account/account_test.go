@@ -85,9 +85,10 @@ func TestUsageStaysBoundedAndSmall(t *testing.T) {
 	if len(b) > 64<<10 {
 		t.Fatalf("a maximal account encodes to %d bytes, want under 64 KiB", len(b))
 	}
-	// The 30 most recent days are still exact: 30 users a day, all distinct.
-	if got := a.Usage.Users.ActiveSince(Day(t0), 30); got != 900 {
-		t.Errorf("active users in 30 days = %d, want 900", got)
+	// The 30 most recent days still count every user but for fingerprint collisions: 30
+	// users a day, all distinct; among these 2,000 ids two share a 22-bit fingerprint.
+	if got := a.Usage.Users.ActiveSince(Day(t0), 30); got < 899 || got > 900 {
+		t.Errorf("active users in 30 days = %d, want 900 (899 with the one collision)", got)
 	}
 	if got := a.Usage.EventsBetween(Day(t0)-29, Day(t0)+1); got != 900 {
 		t.Errorf("events in 30 days = %d, want 900", got)

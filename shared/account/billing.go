@@ -38,7 +38,7 @@ type Billing struct {
 	// Failures are recent failed invoice payments, oldest first, capped; FailureDays counts
 	// every failure per day, exactly, over the usage window.
 	Failures    []PaymentFailure `json:"failures,omitempty"`
-	FailureDays []DayCount       `json:"failure_days,omitempty"`
+	FailureDays DayCounts        `json:"failure_days,omitempty"`
 	// Paid lists recently paid invoices, so a failure delivered after its invoice's payment
 	// is recorded as already recovered.
 	Paid []PaidInvoice `json:"paid,omitempty"`
@@ -53,7 +53,7 @@ type Billing struct {
 	Disputes []Stamp `json:"disputes,omitempty"`
 	// RecoveredDays counts, per day of the failure, the failures later recovered, exactly;
 	// with FailureDays it makes the number of unpaid failures exact whatever the list's cap.
-	RecoveredDays []DayCount `json:"recovered_days,omitempty"`
+	RecoveredDays DayCounts `json:"recovered_days,omitempty"`
 	// Dunning is the latest failed invoice not yet paid: what a dunning playbook acts on.
 	Dunning *Invoice `json:"dunning,omitempty"`
 	// MRRHistory records the account MRR each time it changed, oldest first, capped.
@@ -138,7 +138,9 @@ func (s Subscription) MRRAt(t time.Time) int64 {
 	return s.MRR
 }
 
-// Item is one subscription item with its contribution to MRR.
+// Item is one subscription item with its contribution to MRR. Items are shown, never summed
+// again (the subscription's MRR and seats are computed from every item when the snapshot is
+// mapped), so an account keeps only a bounded number of them: see MaxItems.
 type Item struct {
 	Price         string `json:"price,omitempty"`
 	Quantity      int64  `json:"quantity"`
@@ -176,10 +178,21 @@ type MRRPoint struct {
 
 // Caps on billing lists.
 const (
+	// MaxSubscriptions caps the subscriptions kept: beyond it the oldest snapshots go, ended
+	// subscriptions first, then live ones (a customer with more live subscriptions than this
+	// keeps the most recently updated).
 	MaxSubscriptions = 20
 	MaxFailures      = 20
 	MaxInvoiceIDs    = 20
 	MaxMRRHistory    = 24
+)
+
+// Caps on stored subscription items. MaxItems caps the items kept per subscription (its
+// largest by MRR, in Stripe's order); MaxAccountItems caps them across the account: live
+// subscriptions with the newest snapshots keep theirs first, ended ones keep none.
+const (
+	MaxItems        = 10
+	MaxAccountItems = 40
 )
 
 // ApplySubscription stores a subscription snapshot unless a newer one (by event time) is already
@@ -197,6 +210,7 @@ func (b *Billing) ApplySubscription(s Subscription) bool {
 	if b.Subscriptions == nil {
 		b.Subscriptions = map[string]Subscription{}
 	}
+	s.Items = TopItems(s.Items, MaxItems)
 	b.Subscriptions[s.ID] = s
 	b.pruneSubscriptions()
 	b.recordMRR(time.Unix(s.At, 0).UTC())
@@ -211,20 +225,63 @@ func (b *Billing) MarkTrialEnding(id string) {
 	}
 }
 
-// pruneSubscriptions drops the oldest ended subscriptions beyond the cap.
+// pruneSubscriptions drops subscriptions beyond MaxSubscriptions (the oldest snapshot first,
+// ended subscriptions before live ones) and items beyond MaxAccountItems, so the account
+// stays bounded however many subscriptions a customer has.
 func (b *Billing) pruneSubscriptions() {
-	for len(b.Subscriptions) > MaxSubscriptions {
-		oldest := ""
-		for id, s := range b.Subscriptions {
-			if Final(s.Status) && (oldest == "" || s.At < b.Subscriptions[oldest].At) {
-				oldest = id
-			}
-		}
-		if oldest == "" {
-			return
-		}
-		delete(b.Subscriptions, oldest)
+	subs := make([]Subscription, 0, len(b.Subscriptions))
+	for _, s := range b.Subscriptions {
+		subs = append(subs, s)
 	}
+	// Most worth keeping first: live before ended, newest snapshot first, then by id.
+	sort.Slice(subs, func(i, j int) bool {
+		if fi, fj := Final(subs[i].Status), Final(subs[j].Status); fi != fj {
+			return !fi
+		}
+		if subs[i].At != subs[j].At {
+			return subs[i].At > subs[j].At
+		}
+		return subs[i].ID < subs[j].ID
+	})
+	budget := MaxAccountItems
+	for i, s := range subs {
+		if i >= MaxSubscriptions {
+			delete(b.Subscriptions, s.ID)
+			continue
+		}
+		keep := 0
+		if !Final(s.Status) {
+			keep = min(len(s.Items), budget)
+		}
+		if keep < len(s.Items) {
+			s.Items = TopItems(s.Items, keep)
+			b.Subscriptions[s.ID] = s
+		}
+		budget -= keep
+	}
+}
+
+// TopItems returns at most n of items, the largest by MRR (ties: the earlier), in their
+// original order.
+func TopItems(items []Item, n int) []Item {
+	if len(items) <= n {
+		return items
+	}
+	if n <= 0 {
+		return nil
+	}
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return items[idx[a]].MRR > items[idx[b]].MRR })
+	idx = idx[:n]
+	sort.Ints(idx)
+	out := make([]Item, 0, n)
+	for _, i := range idx {
+		out = append(out, items[i])
+	}
+	return out
 }
 
 // live returns the subscriptions that have not ended, in id order.

@@ -33,8 +33,10 @@ type Health struct {
 	// Measures are the per-measure scores (0–100) in the order of the scorecard version,
 	// NoData for a measure without data.
 	Measures []int8 `json:"measures,omitempty"`
-	// History is one point per UTC day (the last score of that day), oldest first, capped.
-	History []Point `json:"history,omitempty"`
+	// History is the recent window of daily points (the last score of each UTC day), oldest
+	// first, at most MaxHistory days: what health.dropped compares against. The full daily
+	// history is stored as separate items (store.Point) with a TTL.
+	History Points `json:"history,omitempty"`
 }
 
 // NoData marks a measure without data in Health.Measures.
@@ -67,8 +69,9 @@ type Point struct {
 	Band  string `json:"b"`
 }
 
-// MaxHistory caps the daily score history kept on the account.
-const MaxHistory = 35
+// MaxHistory is how many days of daily points the account keeps (today and the 7 before):
+// enough for a scorecard's drop.days up to 7.
+const MaxHistory = 8
 
 // Scored reports whether the account was ever scored.
 func (h *Health) Scored() bool { return h.Band != "" }
@@ -84,9 +87,12 @@ func (h *Health) Record(day int32, score int, band string) {
 		copy(h.History[i+1:], h.History[i:])
 		h.History[i] = p
 	}
-	if len(h.History) > MaxHistory {
-		h.History = h.History[len(h.History)-MaxHistory:]
+	newest := h.History[len(h.History)-1].Day
+	cut := 0
+	for cut < len(h.History) && h.History[cut].Day <= newest-MaxHistory {
+		cut++
 	}
+	h.History = h.History[cut:]
 }
 
 // PeakSince returns the highest score recorded on a day in [from, to), and whether any was.
@@ -102,6 +108,6 @@ func (h *Health) PeakSince(from, to int32) (int, bool) {
 
 func (h Health) clone() Health {
 	h.Measures = append([]int8(nil), h.Measures...)
-	h.History = append([]Point(nil), h.History...)
+	h.History = append(Points(nil), h.History...)
 	return h
 }

@@ -18,13 +18,13 @@ type Usage struct {
 	FirstSeenAt time.Time `json:"first_seen_at,omitzero"`
 	LastSeenAt  time.Time `json:"last_seen_at,omitzero"`
 	// Days holds event counts per UTC day for the last WindowDays days, ascending.
-	Days []DayCount `json:"days,omitempty"`
+	Days DayCounts `json:"days,omitempty"`
 	// Users maps each user seen (by a hash of its id) to the last day it was active.
 	Users UserSet `json:"users"`
 	// Features are key features by scorecard name.
 	Features map[string]Feature `json:"features,omitempty"`
 	// Milestones are onboarding milestones reached, by scorecard name.
-	Milestones map[string]time.Time `json:"milestones,omitempty"`
+	Milestones Moments `json:"milestones,omitempty"`
 	// Members is the number of users on the account according to seat events
 	// (added minus removed); SeatEvents says whether any such event arrived.
 	Members    int  `json:"members,omitempty"`
@@ -152,7 +152,7 @@ func (u *Usage) UseFeature(name string, t time.Time) {
 // Reach records an onboarding milestone, keeping the earliest time it was reached.
 func (u *Usage) Reach(name string, t time.Time) {
 	if u.Milestones == nil {
-		u.Milestones = map[string]time.Time{}
+		u.Milestones = Moments{}
 	}
 	if old, ok := u.Milestones[name]; ok && !t.Before(old) {
 		return
@@ -228,10 +228,11 @@ func (u *Usage) merge(src *Usage) {
 }
 
 // UserSet is a bounded set of users, each with the last day it was active. Users are kept by
-// a 24-bit fingerprint of a hash of their id, so no identifier is stored and the set encodes
-// in about 2.5 bytes a user (every account write is billed by size). Two users share a
-// fingerprint with probability n²/2²⁵ — about 0.1 pairs among 2,000 users — and then count as
-// one.
+// a 22-bit fingerprint of a hash of their id, so no identifier is stored and the set encodes
+// in about 2.3 bytes a user (every account write is billed by size, and 2,000 users must fit
+// the 8 KB account). Among n users about n²/2²³ pairs share a fingerprint and count as one:
+// 0.5 pairs expected among 2,000 users (an active-user count off by one at most, usually
+// exact), 0.0001 among 25.
 type UserSet struct {
 	m map[uint32]int32
 }
@@ -239,13 +240,16 @@ type UserSet struct {
 // userBits is the width of a user fingerprint; userDays how many days of activity the
 // encoding keeps (the 30-day window and a day of slack): older activity counts in no window.
 const (
-	userBits = 24
+	userBits = 22
 	userDays = 31
+	// userBitsV1 is the fingerprint width of the format with version byte 1.
+	userBitsV1 = 24
 )
 
+// hashUser is the user's fingerprint: the first userBits bits of SHA-256 of its id.
 func hashUser(id string) uint32 {
 	s := sha256.Sum256([]byte(id))
-	return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2])
+	return (uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2])) >> (24 - userBits)
 }
 
 // Touch records that user id was active on day.
@@ -290,7 +294,7 @@ func (s UserSet) Len() int { return len(s.m) }
 
 func (s UserSet) clone() UserSet { return UserSet{m: cloneMap(s.m)} }
 
-// MarshalJSON encodes the set as base64 of: a version byte (1), the newest day (uvarint), then
+// MarshalJSON encodes the set as base64 of: a version byte (2), the newest day (uvarint), then
 // for each of the userDays days back from it the number of users last active that day
 // (uvarint) and, when not zero, a Rice parameter byte; then one bit stream holding, day by
 // day, the sorted fingerprints as Rice-coded gaps. Activity older than userDays before the
@@ -306,7 +310,7 @@ func (s UserSet) MarshalJSON() ([]byte, error) {
 			groups[o] = append(groups[o], h)
 		}
 	}
-	buf := []byte{1}
+	buf := []byte{2}
 	buf = binary.AppendUvarint(buf, uint64(max(newest, 0)))
 	var w bitWriter
 	for _, g := range groups {
@@ -315,7 +319,7 @@ func (s UserSet) MarshalJSON() ([]byte, error) {
 			continue
 		}
 		slices.Sort(g)
-		k := riceParam(len(g))
+		k := riceParam(len(g), userBits)
 		buf = append(buf, k)
 		prev := uint32(0)
 		for i, h := range g {
@@ -331,8 +335,9 @@ func (s UserSet) MarshalJSON() ([]byte, error) {
 	return json.Marshal(base64.StdEncoding.EncodeToString(buf))
 }
 
-// UnmarshalJSON decodes what MarshalJSON wrote, and the earlier format of 12-byte (64-bit
-// hash, day) records.
+// UnmarshalJSON decodes what MarshalJSON wrote, and the two earlier formats: version 1 (the
+// same layout with 24-bit fingerprints, cut to 22 bits on reading) and 12-byte (64-bit hash,
+// day) records. A fingerprint cut to 22 bits is the one hashUser gives the same user now.
 func (s *UserSet) UnmarshalJSON(b []byte) error {
 	var enc string
 	if err := json.Unmarshal(b, &enc); err != nil {
@@ -342,8 +347,11 @@ func (s *UserSet) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("account: bad user set encoding")
 	}
+	if len(buf) > 0 && buf[0] == 2 {
+		return s.decode(buf[1:], userBits)
+	}
 	if len(buf) > 0 && buf[0] == 1 {
-		return s.decode(buf[1:])
+		return s.decode(buf[1:], userBitsV1)
 	}
 	if len(buf)%12 != 0 {
 		return fmt.Errorf("account: bad user set encoding")
@@ -355,7 +363,8 @@ func (s *UserSet) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (s *UserSet) decode(buf []byte) error {
+// decode reads the day-grouped Rice-coded layout of fingerprints bits wide.
+func (s *UserSet) decode(buf []byte, bits uint8) error {
 	bad := fmt.Errorf("account: bad user set encoding")
 	newest, n := binary.Uvarint(buf)
 	if n <= 0 || newest > 1<<31-1 {
@@ -373,7 +382,7 @@ func (s *UserSet) decode(buf []byte) error {
 		buf = buf[n:]
 		counts[o], total = int(c), total+int(c)
 		if c > 0 {
-			if len(buf) == 0 || buf[0] > userBits {
+			if len(buf) == 0 || buf[0] > bits {
 				return bad
 			}
 			params[o], buf = buf[0], buf[1:]
@@ -384,7 +393,7 @@ func (s *UserSet) decode(buf []byte) error {
 	for o, c := range counts {
 		prev := uint32(0)
 		for i := 0; i < c; i++ {
-			gap, ok := r.rice(params[o])
+			gap, ok := r.rice(params[o], bits)
 			if !ok {
 				return bad
 			}
@@ -392,10 +401,10 @@ func (s *UserSet) decode(buf []byte) error {
 			if i > 0 {
 				h++
 			}
-			if h >= 1<<userBits {
+			if h >= 1<<bits {
 				return bad
 			}
-			s.m[h] = int32(newest) - int32(o)
+			s.touchHash(h>>(bits-userBits), int32(newest)-int32(o))
 			prev = h
 		}
 	}
@@ -404,9 +413,9 @@ func (s *UserSet) decode(buf []byte) error {
 
 // riceParam is the Rice parameter for n sorted values spread over the fingerprint space:
 // about log2 of the mean gap.
-func riceParam(n int) uint8 {
+func riceParam(n int, bits uint8) uint8 {
 	k := uint8(0)
-	for mean := (1 << userBits) / (n + 1); mean > 1; mean >>= 1 {
+	for mean := (1 << bits) / (n + 1); mean > 1; mean >>= 1 {
 		k++
 	}
 	return k
@@ -458,11 +467,11 @@ func (r *bitReader) bit() (uint32, bool) {
 	return uint32(b), true
 }
 
-func (r *bitReader) rice(k uint8) (uint32, bool) {
+func (r *bitReader) rice(k, bits uint8) (uint32, bool) {
 	var q uint32
 	for {
 		b, ok := r.bit()
-		if !ok || q > 1<<userBits {
+		if !ok || q > 1<<bits {
 			return 0, false
 		}
 		if b == 0 {

@@ -125,8 +125,11 @@ func MRR(s *stripe.Subscription, at int64) MRRResult {
 	}
 	res.Amount = roundRat(total)
 	if len(skipped) > 0 {
-		res.Note = "not included: " + strings.Join(skipped, ", ")
+		// Bounded like every stored string: twenty metered items with Stripe's 255-byte ids
+		// would otherwise write kilobytes of note per subscription.
+		res.Note = account.Clip("not included: "+strings.Join(skipped, ", "), account.MaxString)
 	}
+	res.Items = account.TopItems(res.Items, account.MaxItems)
 	return res
 }
 

@@ -229,11 +229,37 @@ func NewView(a *account.Account, sc *score.Scorecard, now time.Time) View {
 	if v.Health.Reasons == nil {
 		v.Health.Reasons = []account.Reason{}
 	}
-	for _, p := range a.Health.History {
-		v.Health.History = append(v.Health.History, HistoryPoint{
-			Date: time.Unix(int64(p.Day)*86400, 0).UTC().Format("2006-01-02"), Score: p.Score, Band: p.Band})
-	}
+	v.Health.History = historyView(a.Health.History, nil, today)
 	return v
+}
+
+// HistoryDays is how many days of daily points the account view shows, today included.
+const HistoryDays = 35
+
+// historyView merges the stored daily points with the account's own recent window (which an
+// account written before history items existed holds whole), one point a day over the last
+// HistoryDays days, oldest first; the account's point wins a day both have.
+func historyView(recent account.Points, stored []store.Point, today int32) []HistoryPoint {
+	byDay := map[int32]account.Point{}
+	for _, p := range stored {
+		byDay[p.Day] = account.Point{Day: p.Day, Score: p.Score, Band: p.Band}
+	}
+	for _, p := range recent {
+		byDay[p.Day] = p
+	}
+	days := make([]int32, 0, len(byDay))
+	for d := range byDay {
+		if d > today-HistoryDays && d <= today {
+			days = append(days, d)
+		}
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
+	out := []HistoryPoint{}
+	for _, d := range days {
+		p := byDay[d]
+		out = append(out, HistoryPoint{Date: time.Unix(int64(d)*86400, 0).UTC().Format("2006-01-02"), Score: p.Score, Band: p.Band})
+	}
+	return out
 }
 
 func subscriptionView(s account.Subscription, now time.Time) SubscriptionView {
@@ -259,7 +285,16 @@ func (a *api) account(w http.ResponseWriter, r *http.Request) {
 		reply(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewView(acct, a.scorecard(), a.Now()))
+	now := a.Now()
+	v := NewView(acct, a.scorecard(), now)
+	today := account.Day(now)
+	stored, err := a.Store.History(r.Context(), acct.ID, today-HistoryDays+1, today+1)
+	if err != nil {
+		reply(w, r, readErr("load history", err))
+		return
+	}
+	v.Health.History = historyView(acct.Health.History, stored, today)
+	writeJSON(w, http.StatusOK, v)
 }
 
 // find loads account id, following merges. A Stripe customer id answers the account its link

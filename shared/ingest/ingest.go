@@ -237,6 +237,9 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		tx.Markers = append(tx.Markers, store.Marker{Key: k, Expires: exp})
 	}
 	tx.Links = append(tx.Links, p.links...)
+	if pt, ok := risk.DayPoint(old, a.Health, now); ok {
+		tx.History = append(tx.History, store.Point{Account: a.ID, Day: pt.Day, Score: pt.Score, Band: pt.Band, Expires: now.Add(store.HistoryTTL)})
+	}
 	for _, e := range out.events {
 		body, err := json.Marshal(e)
 		if err != nil {

@@ -151,7 +151,7 @@ func Rescore(a *account.Account, sc *score.Scorecard, now, occurred time.Time) [
 	old := a.Health
 	ex := score.Compute(a, sc, now)
 	h := ex.Health
-	h.History = old.History
+	h.History = append(account.Points(nil), old.History...) // old keeps its own points: see DayPoint
 	today := account.Day(now)
 	h.Record(today, h.Score, h.Band)
 	a.Health = h
@@ -238,6 +238,24 @@ func Rescore(a *account.Account, sc *score.Scorecard, now, occurred time.Time) [
 		}
 	}
 	return events
+}
+
+// DayPoint returns the daily point Rescore recorded in h for now's day when it differs from
+// what old held for that day: the point to store as the day's history item.
+func DayPoint(old, h account.Health, now time.Time) (account.Point, bool) {
+	day := account.Day(now)
+	var p, q account.Point
+	for _, x := range h.History {
+		if x.Day == day {
+			p = x
+		}
+	}
+	for _, x := range old.History {
+		if x.Day == day {
+			q = x
+		}
+	}
+	return p, p.Band != "" && p != q
 }
 
 // billingFacts describes the account's latest failed, unpaid invoice, if any.

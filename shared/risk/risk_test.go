@@ -1,7 +1,6 @@
 package risk
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -326,44 +325,5 @@ func TestEventsNeverSumCurrencies(t *testing.T) {
 	m := es[0].Account
 	if m.MRR.Amount != 30000 || m.MRR.Currency != "usd" || m.MRRByCurrency["eur"] != 10000 || m.MRRByCurrency["usd"] != 30000 {
 		t.Fatalf("account mrr %+v by currency %v, want 30000 usd headline and both currencies", m.MRR, m.MRRByCurrency)
-	}
-}
-
-func TestAnActiveAccountEncodesSmall(t *testing.T) {
-	sc := score.Default()
-	a := account.New("acme", t0.AddDate(0, -2, 0))
-	a.Name, a.Email, a.StripeCustomerID = "Acme Corp", "billing@acme.example", "cus_P8Acme0000000001"
-	a.Billing.ApplySubscription(account.Subscription{ID: "sub_1OAcme0000000000000001", Status: "active", Currency: "usd", MRR: 275000, Seats: 25,
-		Items:            []account.Item{{Price: "price_1OAcmeSeats00000000001", Quantity: 25, UnitAmount: 11000, Interval: "month", IntervalCount: 1, MRR: 275000}},
-		CurrentPeriodEnd: t0.AddDate(0, 0, 10), At: t0.AddDate(0, -1, 0).Unix()})
-	for d := 30; d >= 0; d-- {
-		day := t0.AddDate(0, 0, -d)
-		for u := 0; u < 25; u++ {
-			a.Usage.Record(fmt.Sprintf("user_%02d@acme.example", u), day, true)
-		}
-		for _, f := range sc.Events.KeyFeatures {
-			a.Usage.UseFeature(f, day)
-		}
-		Rescore(a, sc, day, day)
-	}
-	for _, m := range sc.Events.Onboarding {
-		a.Usage.Reach(m, t0.AddDate(0, -1, 0))
-	}
-	Rescore(a, sc, t0, t0)
-	b, err := json.Marshal(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := a.Health
-	history, _ := json.Marshal(h.History)
-	h.History = nil
-	health, _ := json.Marshal(h)
-	usage, _ := json.Marshal(a.Usage)
-	t.Logf("a 25-user account with a month of activity and a subscription encodes to %d bytes: health %d + history %d, usage %d",
-		len(b), len(health), len(history), len(usage))
-	// The whole account is not under 2 KB yet: the daily history and usage buckets dominate.
-	// The stored health itself holds numbers only; its words are rebuilt when read.
-	if len(health) > 320 {
-		t.Errorf("stored health is %d bytes, want at most 320: %s", len(health), health)
 	}
 }

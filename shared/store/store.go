@@ -95,6 +95,9 @@ type Store interface {
 	// space). It returns "" as the next cursor on the last page; a cursor it did not return
 	// for the same shard is ErrInvalidCursor.
 	Scan(ctx context.Context, shard, shards int, cursor string, limit int) ([]*account.Account, string, error)
+	// History returns the unexpired daily points of account id on days in [from, to), oldest
+	// first. Not strongly consistent: it only feeds the account view.
+	History(ctx context.Context, id string, from, to int32) ([]Point, error)
 }
 
 // Target is where a link points and who set it.
@@ -131,6 +134,9 @@ type Tx struct {
 	Release []Held
 	// Unlink deletes link keys (a user forgotten by a Segment delete).
 	Unlink []string
+	// History puts daily health points, one item per account and day: a later point of the
+	// same day replaces the earlier one, unconditionally.
+	History []Point
 }
 
 // Put is an account write conditioned on the version read.
@@ -164,6 +170,19 @@ type Message struct {
 	ID         string            `json:"id"`
 	Body       []byte            `json:"body"`
 	Attributes map[string]string `json:"attributes"`
+}
+
+// HistoryTTL is how long a daily health point is kept (DynamoDB TTL; bolt's Purge).
+const HistoryTTL = 400 * 24 * time.Hour
+
+// Point is an account's health at the end of one UTC day, stored as its own item so the
+// account item keeps only the few recent days that drop detection needs.
+type Point struct {
+	Account string    `json:"account"`
+	Day     int32     `json:"day"`
+	Score   int       `json:"score"`
+	Band    string    `json:"band"`
+	Expires time.Time `json:"expires"`
 }
 
 // Held is a product message waiting for its user's account to become known.
@@ -225,7 +244,7 @@ func NewSummary(a *account.Account) Summary {
 
 // Size counts the items a Tx writes.
 func (tx *Tx) Size() int {
-	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release) + len(tx.Unlink)
+	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release) + len(tx.Unlink) + len(tx.History)
 }
 
 // Bytes estimates what a Tx writes, in bytes: each account encoded, each key, each outbox body.
@@ -249,6 +268,9 @@ func (tx *Tx) Bytes() int {
 	}
 	for _, k := range tx.Unlink {
 		n += len(k)
+	}
+	for _, p := range tx.History {
+		n += len(p.Account) + len(p.Band) + 32
 	}
 	return n
 }

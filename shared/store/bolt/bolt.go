@@ -28,6 +28,8 @@ var (
 	bOutbox   = []byte("outbox")
 	bHeld     = []byte("held")
 	bByRisk   = []byte("by_risk")
+	// bHistory holds daily health points keyed account id, NUL, big-endian day.
+	bHistory = []byte("history")
 	// bByBandV0 is the list index of earlier versions, replaced by bByRisk.
 	bByBandV0 = []byte("by_band")
 )
@@ -56,7 +58,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld} {
+		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld, bHistory} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -242,11 +244,47 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 				return err
 			}
 		}
+		for _, p := range t.History {
+			v, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bHistory).Put(historyKey(p.Account, p.Day), v); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
 
-// Purge deletes dedupe markers and held messages that expired before now, which DynamoDB's TTL
+// historyKey orders an account's daily points by day: the id, NUL, then the day big-endian
+// (offset so that negative days sort first).
+func historyKey(id string, day int32) []byte {
+	return binary.BigEndian.AppendUint32([]byte(id+"\x00"), uint32(day)^1<<31)
+}
+
+// History implements store.Store: the account's unexpired points on days in [from, to).
+func (s *Store) History(ctx context.Context, id string, from, to int32) ([]store.Point, error) {
+	var out []store.Point
+	now := s.now()
+	end := historyKey(id, to)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bHistory).Cursor()
+		for k, v := c.Seek(historyKey(id, from)); k != nil && from < to && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			var p store.Point
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("bolt: decode history %q: %w", k, err)
+			}
+			if p.Expires.After(now) {
+				out = append(out, p)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Purge deletes dedupe markers, held messages and daily history points that expired before now, which DynamoDB's TTL
 // does by itself; the local server calls it periodically. It returns how many it deleted.
 func (s *Store) Purge(now time.Time) (int, error) {
 	n := 0
@@ -264,6 +302,18 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var h store.Held
 			if err := json.Unmarshal(v, &h); err != nil || !h.Expires.After(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		c = tx.Bucket(bHistory).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var p struct {
+				Expires time.Time `json:"expires"`
+			}
+			if err := json.Unmarshal(v, &p); err != nil || !p.Expires.After(now) {
 				if err := c.Delete(); err != nil {
 					return err
 				}
@@ -390,6 +440,18 @@ func (s *Store) HeldCount(ctx context.Context, user string) (int, error) {
 				return err
 			}
 			if h.Expires.After(now) {
+				n++
+			}
+		}
+		c = tx.Bucket(bHistory).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var p struct {
+				Expires time.Time `json:"expires"`
+			}
+			if err := json.Unmarshal(v, &p); err != nil || !p.Expires.After(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
 				n++
 			}
 		}

@@ -74,9 +74,18 @@ func TestPurgeDropsOnlyExpiredEntries(t *testing.T) {
 	}
 	s.Hold(ctx, store.Held{User: "u", MessageID: "old", At: now, Expires: now.Add(-time.Minute)})
 	s.Hold(ctx, store.Held{User: "u", MessageID: "new", At: now, Expires: now.Add(time.Hour)})
+	err = s.Commit(ctx, store.Tx{History: []store.Point{{Account: "a", Day: 1, Expires: now.Add(-time.Hour)}, {Account: "a", Day: 2, Expires: now.Add(time.Hour)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, err := s.Purge(now)
-	if err != nil || n != 2 {
-		t.Fatalf("purged %d, %v; want 2", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("purged %d, %v; want 3", n, err)
+	}
+	var kept int
+	s.db.View(func(tx *bbolt.Tx) error { kept = tx.Bucket(bHistory).Stats().KeyN; return nil })
+	if kept != 1 {
+		t.Errorf("%d history points left after purge, want the live one", kept)
 	}
 	if seen, _ := s.Seen(ctx, []string{"new"}); !seen["new"] {
 		t.Error("a live marker was purged")

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"a transaction over 100 items is refused", tooLarge},
 		{"a list shows the summary the writer indexed", summaries},
 		{"a cursor that was not returned for the query is refused", badCursors},
+		{"daily history points are kept per account and day until they expire", history},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -523,5 +524,37 @@ func badCursors(t *testing.T, s store.Store) {
 	}
 	if rest, _, err := s.Scan(ctx, 0, 1, next, 100); err != nil || len(rest) != 10 {
 		t.Errorf("resuming the scan: %d accounts, %v; want 10", len(rest), err)
+	}
+}
+
+func history(t *testing.T, s store.Store) {
+	now := time.Now()
+	day := account.Day(now)
+	live := now.Add(store.HistoryTTL)
+	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: acct("acme", 80, account.BandGood)}}, History: []store.Point{
+		{Account: "acme", Day: day - 2, Score: 80, Band: account.BandGood, Expires: live},
+		{Account: "acme", Day: day - 1, Score: 75, Band: account.BandGood, Expires: live},
+		{Account: "acme", Day: day, Score: 70, Band: account.BandNormal, Expires: live},
+		{Account: "acme", Day: day - 40, Score: 10, Band: account.BandBad, Expires: now.Add(-time.Minute)},
+		{Account: "acme2", Day: day, Score: 5, Band: account.BandBad, Expires: live},
+	}})
+	// A later point of the same day replaces the earlier one, without any condition.
+	mustCommit(t, s, store.Tx{History: []store.Point{{Account: "acme", Day: day, Score: 40, Band: account.BandBad, Expires: live}}})
+	got, err := s.History(ctx, "acme", day-60, day+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum []string
+	for _, p := range got {
+		sum = append(sum, fmt.Sprintf("%d:%d:%s", p.Day-day, p.Score, p.Band))
+	}
+	if want := "-2:80:GOOD -1:75:GOOD 0:40:BAD"; strings.Join(sum, " ") != want {
+		t.Fatalf("History = %q, want %q (oldest first, expired left out, other accounts apart)", strings.Join(sum, " "), want)
+	}
+	if got, _ := s.History(ctx, "acme", day-1, day); len(got) != 1 || got[0].Day != day-1 {
+		t.Errorf("History of [day-1, day) = %+v, want the one point of day-1", got)
+	}
+	if got, _ := s.History(ctx, "nobody", day-60, day+1); len(got) != 0 {
+		t.Errorf("History of an unknown account = %+v, want none", got)
 	}
 }
