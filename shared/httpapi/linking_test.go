@@ -223,3 +223,48 @@ func TestMergingAccountsAtRiskLeavesNoRaiseUncleared(t *testing.T) {
 		})
 	}
 }
+
+func TestAnOlderClaimDeliveredLateDoesNotMoveACustomer(t *testing.T) {
+	h := newHarness(t)
+	t0 := sampleNow.Add(-time.Hour)
+	h.mustStripe(stripeEvent("evt_o1", "customer.created", t0, customer("cus_Late", "Late Co", "first-home")))
+	h.mustStripe(stripeEvent("evt_o2", "customer.subscription.created", t0.Add(time.Second), subscription("sub_Late", "cus_Late", "active", 50000)))
+	h.mustStripe(stripeEvent("evt_o3", "customer.updated", t0.Add(50*time.Minute), customer("cus_Late", "Late Co", "second-home")))
+	// Stripe delivers the update of minute 10 after the one of minute 50.
+	if m := h.mustStripe(stripeEvent("evt_o4", "customer.updated", t0.Add(10*time.Minute), customer("cus_Late", "Late Co", "first-home"))); m["status"] != "stale" {
+		t.Errorf("the late, older update answered %v, want stale", m)
+	}
+	if id := h.account("cus_Late")["id"]; id != "second-home" {
+		t.Errorf("GET /accounts/cus_Late = %v, want second-home (the newer snapshot's account)", id)
+	}
+	if got := path(h.account("second-home"), "billing", "mrr", "amount"); got != 50000.0 {
+		t.Errorf("second-home MRR %v, want 50000", got)
+	}
+	// A group call replayed from before the newest claim does not move it either, and says so.
+	m := h.mustProduct(`{"type":"group","messageId":"late-g","userId":"late-u","groupId":"third-home","timestamp":"2026-11-20T10:05:00Z","traits":{"stripe_customer_id":"cus_Late"}}`)
+	if errs, _ := m["errors"].([]any); len(errs) != 1 {
+		t.Errorf("an older group claim on a Stripe-linked customer: errors %v, want it refused", m["errors"])
+	}
+	if id := h.account("cus_Late")["id"]; id != "second-home" {
+		t.Errorf("after an old group claim, GET /accounts/cus_Late = %v, want second-home", id)
+	}
+}
+
+func TestAnOlderGroupClaimDoesNotTakeACustomerANewerGroupClaimed(t *testing.T) {
+	h := newHarness(t)
+	claim := func(id, acct, at string) map[string]any {
+		return h.mustProduct(fmt.Sprintf(`{"type":"group","messageId":%q,"userId":"u-%s","groupId":%q,"timestamp":%q,"traits":{"stripe_customer_id":"cus_Replayed"}}`, id, acct, acct, at))
+	}
+	claim("r1", "current", "2026-11-20T11:00:00Z")
+	m := claim("r2", "replayed", "2026-08-20T11:00:00Z") // a Segment Replay of an old group call
+	if errs, _ := m["errors"].([]any); len(errs) != 1 {
+		t.Errorf("errors %v, want the older claim refused", m["errors"])
+	}
+	if id := h.account("cus_Replayed")["id"]; id != "current" {
+		t.Errorf("GET /accounts/cus_Replayed = %v, want current", id)
+	}
+	claim("r3", "newest", "2026-11-20T11:30:00Z")
+	if id := h.account("cus_Replayed")["id"]; id != "newest" {
+		t.Errorf("a newer group claim: GET /accounts/cus_Replayed = %v, want newest", id)
+	}
+}

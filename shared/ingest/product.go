@@ -400,7 +400,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 			p := plan{target: acct}
 			if cus := ps[0].msg.StripeCustomer(); cus != "" {
 				var err error
-				if p, err = s.claim(ctx, cus, acct, store.SourceGroup); err != nil {
+				if p, err = s.claim(ctx, cus, acct, store.SourceGroup, ps[0].msg.At); err != nil {
 					return p, err
 				}
 				refused = p.refused

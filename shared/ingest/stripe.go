@@ -58,7 +58,7 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 	out, err := s.run(ctx, write{
 		keys:     []string{key},
 		occurred: c.Created,
-		resolve:  func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID) },
+		resolve:  func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID, c.Created) },
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
 			if fresh[key] {
 				stale = !c.Apply(a)
@@ -87,36 +87,41 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 }
 
 // resolveCustomer decides which account a Stripe customer's event lands on. named is the
-// account the customer's metadata.account_id names, "" when the event does not say; Stripe's
-// word is authoritative, so it moves the link wherever it points.
-func (s *Service) resolveCustomer(ctx context.Context, customer, named string) (plan, error) {
-	return s.claim(ctx, customer, named, store.SourceStripe)
+// account the customer's metadata.account_id names, "" when the event does not say, and at
+// the event's created time; Stripe's word is authoritative, so it moves the link wherever it
+// points, unless a newer customer snapshot placed the customer already.
+func (s *Service) resolveCustomer(ctx context.Context, customer, named string, at time.Time) (plan, error) {
+	return s.claim(ctx, customer, named, store.SourceStripe, at)
 }
 
 // claim resolves customer for a claim by source (store.SourceStripe: metadata.account_id;
-// store.SourceGroup: a product group trait) naming account named ("" = no claim). A group
-// trait may take a customer nobody claimed, or one only a group trait claimed; it never takes
-// one that Stripe's metadata placed elsewhere: then the plan lands on named without linking
-// and says why in refused.
-func (s *Service) claim(ctx context.Context, customer, named, source string) (plan, error) {
+// store.SourceGroup: a product group trait) naming account named ("" = no claim), made at at
+// (the fact's time). A group trait may take a customer nobody claimed, or one only a group
+// trait claimed; it never takes one that Stripe's metadata placed elsewhere. No claim moves a
+// customer that a newer claim placed (a late delivery, a replay). A refused claim lands on
+// named without linking, and refused says why; a stale Stripe claim lands where the customer is.
+func (s *Service) claim(ctx context.Context, customer, named, source string, at time.Time) (plan, error) {
 	key := stripeLink(customer)
 	got, err := s.Store.Links(ctx, []string{key})
 	if err != nil {
 		return plan{}, dependencyErr("link lookup", err)
 	}
 	cur := got[key]
-	link := store.Link{Key: key, Account: named, Source: source, Expect: cur.Account}
+	when := at.Unix()
+	link := store.Link{Key: key, Account: named, Source: source, At: when, Expect: cur.Account}
 	placeholder := cur.Account == "" || cur.Account == customer
 	switch {
 	case named == "" && cur.Account != "":
 		return plan{target: cur.Account}, nil
 	case named == "":
 		// First sight of a customer no account claims: it lives under its own id for now.
-		link.Account, link.Source = customer, ""
+		link.Account, link.Source, link.At = customer, "", 0
 		return plan{target: customer, links: []store.Link{link}}, nil
 	case cur.Account == named:
-		if source == store.SourceStripe && cur.Source != store.SourceStripe {
-			return plan{target: named, links: []store.Link{link}}, nil // Stripe confirms a group claim
+		// Confirmed where it is: record Stripe's word over a group's, and the newest time, so
+		// an older claim delivered late cannot move it.
+		if (source == store.SourceStripe && cur.Source != store.SourceStripe) || (source == cur.Source && when > cur.At) {
+			return plan{target: named, links: []store.Link{link}}, nil
 		}
 		return plan{target: named}, nil
 	case placeholder:
@@ -126,6 +131,14 @@ func (s *Service) claim(ctx context.Context, customer, named, source string) (pl
 			"customer", customer, "linked", cur.Account, "claimed_by", named)
 		return plan{target: named, refused: fmt.Sprintf("stripe_customer_id %s belongs to account %s by its Stripe metadata.account_id; not linked to %s",
 			customer, cur.Account, named)}, nil
+	case when < cur.At && (source == cur.Source || source == store.SourceGroup):
+		s.logger().Warn("an older claim on a Stripe customer arrived after a newer one; the customer stays",
+			"customer", customer, "linked", cur.Account, "claimed_by", named, "by", source)
+		if source == store.SourceGroup {
+			return plan{target: named, refused: fmt.Sprintf("stripe_customer_id %s was linked to account %s by a newer claim; this older one does not move it",
+				customer, cur.Account)}, nil
+		}
+		return plan{target: cur.Account}, nil
 	}
 	s.logger().Info("stripe customer moves to another account; its billing moves with it", "customer", customer, "from", cur.Account, "to", named, "by", source)
 	return plan{target: named, links: []store.Link{link}, move: &move{customer: customer, from: cur.Account}}, nil

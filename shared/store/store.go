@@ -107,6 +107,10 @@ type Target struct {
 	// is authoritative), SourceGroup (a product group trait), or "" (a placeholder, or a user's
 	// membership).
 	Source string `json:"source,omitempty"`
+	// At is when the fact that set the link happened (unix seconds: the Stripe event's
+	// created, the group message's timestamp), so an older claim delivered late does not
+	// move a customer that a newer one placed.
+	At int64 `json:"at,omitempty"`
 }
 
 // Link sources.
@@ -155,6 +159,7 @@ type Link struct {
 	Key     string
 	Account string
 	Source  string
+	At      int64
 	Expect  string
 	Force   bool
 }

@@ -50,7 +50,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Errorf("account after reopen: %+v %v", got, err)
 	}
 	if l, _ := s.Links(ctx, []string{"stripe:cus_1"}); l["stripe:cus_1"].Account != "acme" {
-		t.Errorf("link after reopen: %q", l)
+		t.Errorf("link after reopen: %v", l)
 	}
 	if out, _ := s.Outbox(ctx, 10); len(out) != 1 {
 		t.Errorf("outbox after reopen: %+v", out)

@@ -161,7 +161,7 @@ func links(t *testing.T, s store.Store) {
 	if err := s.Commit(ctx, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme"}}}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("relinking without the expected target: %v, want ErrConflict", err)
 	}
-	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme", Source: store.SourceGroup, Expect: "cus_1"}}})
+	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme", Source: store.SourceGroup, At: 1787400000, Expect: "cus_1"}}})
 	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "acme", Force: true}, {Key: "user:u2", Account: "acme", Force: true}}})
 	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "globex", Force: true}}})
 	mustCommit(t, s, store.Tx{Unlink: []string{"user:u2"}})
@@ -169,7 +169,7 @@ func links(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]store.Target{"stripe:cus_1": {Account: "acme", Source: store.SourceGroup}, "user:u1": {Account: "globex"}}
+	want := map[string]store.Target{"stripe:cus_1": {Account: "acme", Source: store.SourceGroup, At: 1787400000}, "user:u1": {Account: "globex"}}
 	if len(got) != len(want) {
 		t.Errorf("Links = %v, want %v (unlinked and unknown keys absent)", got, want)
 	}
