@@ -223,7 +223,7 @@ func handled(t string) bool {
 // account's record of it, with its normalized MRR.
 func Snapshot(s *stripe.Subscription, at int64) account.Subscription {
 	out := account.Subscription{
-		ID: s.ID, Status: string(s.Status), Currency: string(s.Currency),
+		ID: s.ID, Status: string(s.Status), Currency: Currency(s),
 		CancelAtPeriodEnd: s.CancelAtPeriodEnd,
 		CancelAt:          unix(s.CancelAt), CanceledAt: unix(s.CanceledAt), TrialEnd: unix(s.TrialEnd),
 		CurrentPeriodEnd: unix(s.CurrentPeriodEnd), EndedAt: unix(s.EndedAt), At: at,

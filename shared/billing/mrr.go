@@ -57,10 +57,13 @@ func MRR(s *stripe.Subscription, at int64) MRRResult {
 	interval, count := "month", int64(1)
 	if s.Items != nil {
 		for _, it := range s.Items.Data {
-			if it == nil || it.Price == nil {
+			if it == nil {
 				continue
 			}
-			p := it.Price
+			p := itemPrice(it)
+			if p == nil {
+				continue
+			}
 			if p.Recurring == nil {
 				continue
 			}
@@ -103,7 +106,7 @@ func MRR(s *stripe.Subscription, at int64) MRRResult {
 			pct, _ := new(big.Rat).SetString(strconv.FormatFloat(c.PercentOff, 'f', -1, 64))
 			keep := new(big.Rat).Sub(big.NewRat(1, 1), new(big.Rat).Quo(pct, big.NewRat(100, 1)))
 			discounted.Mul(discounted, keep)
-		case c.AmountOff > 0 && strings.EqualFold(string(c.Currency), string(s.Currency)):
+		case c.AmountOff > 0 && strings.EqualFold(string(c.Currency), Currency(s)):
 			off := new(big.Rat).Mul(new(big.Rat).SetInt64(c.AmountOff), perMonth(interval, count))
 			discounted.Sub(discounted, off)
 		default:
@@ -131,6 +134,42 @@ func MRR(s *stripe.Subscription, at int64) MRRResult {
 	}
 	res.Items = account.TopItems(res.Items, account.MaxItems)
 	return res
+}
+
+// itemPrice is an item's price, or for payloads of API versions before prices (items with a
+// plan only) the same terms read from its plan.
+func itemPrice(it *stripe.SubscriptionItem) *stripe.Price {
+	if it.Price != nil || it.Plan == nil {
+		return it.Price
+	}
+	pl := it.Plan
+	p := &stripe.Price{ID: pl.ID, Currency: pl.Currency, UnitAmount: pl.Amount, UnitAmountDecimal: pl.AmountDecimal,
+		BillingScheme: stripe.PriceBillingScheme(pl.BillingScheme),
+		Recurring: &stripe.PriceRecurring{Interval: stripe.PriceRecurringInterval(pl.Interval), IntervalCount: pl.IntervalCount,
+			UsageType: stripe.PriceRecurringUsageType(pl.UsageType)}}
+	if tu := pl.TransformUsage; tu != nil {
+		p.TransformQuantity = &stripe.PriceTransformQuantity{DivideBy: tu.DivideBy, Round: stripe.PriceTransformQuantityRound(tu.Round)}
+	}
+	return p
+}
+
+// Currency is the subscription's currency: its own field, or (in payloads of older API
+// versions, which lack it) the currency of its first priced item.
+func Currency(s *stripe.Subscription) string {
+	if s.Currency != "" {
+		return string(s.Currency)
+	}
+	if s.Items != nil {
+		for _, it := range s.Items.Data {
+			if it == nil {
+				continue
+			}
+			if p := itemPrice(it); p != nil && p.Currency != "" {
+				return string(p.Currency)
+			}
+		}
+	}
+	return ""
 }
 
 // unitAmount is the price per unit in minor units, exact: unit_amount_decimal when it carries

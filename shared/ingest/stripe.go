@@ -58,7 +58,9 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 	out, err := s.run(ctx, write{
 		keys:     []string{key},
 		occurred: c.Created,
-		resolve:  func(ctx context.Context) (plan, error) { return s.resolveCustomer(ctx, c.Customer, c.AccountID, c.Created) },
+		resolve: func(ctx context.Context) (plan, error) {
+			return s.resolveCustomer(ctx, c.Customer, c.AccountID, c.Created)
+		},
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
 			if fresh[key] {
 				stale = !c.Apply(a)
