@@ -255,6 +255,18 @@ func hashUser(id string) uint32 {
 // Touch records that user id was active on day.
 func (s *UserSet) Touch(id string, day int32) { s.touchHash(hashUser(id), day) }
 
+// Alias folds the activity recorded under id from (an anonymous id) into id to (the user it
+// turned out to be), so one person who browsed anonymously and then signed in counts once.
+func (s *UserSet) Alias(from, to string) {
+	h := hashUser(from)
+	day, ok := s.m[h]
+	if !ok || h == hashUser(to) {
+		return
+	}
+	delete(s.m, h)
+	s.touchHash(hashUser(to), day)
+}
+
 func (s *UserSet) touchHash(h uint32, day int32) {
 	if s.m == nil {
 		s.m = map[uint32]int32{}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -266,5 +267,28 @@ func TestAnOlderGroupClaimDoesNotTakeACustomerANewerGroupClaimed(t *testing.T) {
 	claim("r3", "newest", "2026-11-20T11:30:00Z")
 	if id := h.account("cus_Replayed")["id"]; id != "newest" {
 		t.Errorf("a newer group claim: GET /accounts/cus_Replayed = %v, want newest", id)
+	}
+}
+
+func TestAPersonWhoBrowsedAnonymouslyCountsOnceAndNothingWaits(t *testing.T) {
+	h := newHarness(t)
+	for _, m := range []string{
+		`{"type":"track","messageId":"z-1","anonymousId":"anon_Z1","event":"Report Created","timestamp":"2026-11-20T09:00:00Z"}`,
+		`{"type":"identify","messageId":"z-2","userId":"user_Z1","anonymousId":"anon_Z1","timestamp":"2026-11-20T09:05:00Z"}`,
+	} {
+		if r := h.mustProduct(m); r["held"] != 1.0 {
+			t.Fatalf("%s: %v, want held", m, r)
+		}
+	}
+	h.mustProduct(`{"type":"group","messageId":"z-3","userId":"user_Z1","groupId":"acct_Z1","timestamp":"2026-11-20T09:10:00Z"}`)
+	a := h.account("acct_Z1")
+	if got := path(a, "usage", "active_users_30d"); got != 1.0 {
+		t.Errorf("active_users_30d = %v, want 1 (one person, anonymous then identified)", got)
+	}
+	if got := path(a, "usage", "events_30d"); got != 1.0 {
+		t.Errorf("events_30d = %v, want 1: the anonymous track must be released too", got)
+	}
+	if hs, _ := h.st.Held(context.Background(), "anon:anon_Z1"); len(hs) != 0 {
+		t.Errorf("%d messages still wait for the anonymous id", len(hs))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -434,36 +435,78 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 // releaseHeld applies every message held for user to account acct and deletes it, until
 // none is left (a concurrent request may hold more while we release). now is the time of the
 // request that made the account known. It is safe to run again: a released message is gone,
-// and one applied but not released is a duplicate.
+// and one applied but not released is a duplicate. A released message that names another id
+// of the same person (an identify carrying userId and anonymousId) makes that id a member of
+// acct too, and releases what waits for it.
 func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.Time) error {
+	type wait struct{ key, person string }
+	queue, done := []wait{{key: user}}, map[string]bool{user: true}
+	for len(queue) > 0 {
+		w := queue[0]
+		queue = queue[1:]
+		others, err := s.releaseUser(ctx, w.key, w.person, acct, now)
+		if err != nil {
+			return err
+		}
+		for _, o := range others {
+			if !done[o.key] && len(done) < MaxHeldPerUser {
+				done[o.key] = true
+				queue = append(queue, wait{key: o.key, person: o.person})
+			}
+		}
+	}
+	return nil
+}
+
+// alias is another id of a person named by a released message: key is its membership key,
+// person the userId it belongs to.
+type alias struct{ key, person string }
+
+// releaseUser releases what waits for one user key and returns the other ids the released
+// messages named, which it links to acct in the same commits. person, when set, is the userId
+// the key turned out to belong to: its anonymous messages count as that user's.
+func (s *Service) releaseUser(ctx context.Context, user, person, acct string, now time.Time) ([]alias, error) {
+	var others []alias
 	for round := 0; round < 100; round++ {
 		hs, err := s.Store.Held(ctx, user)
 		if err != nil {
-			return dependencyErr("held lookup", err)
+			return others, dependencyErr("held lookup", err)
 		}
 		if len(hs) == 0 {
-			return nil
+			return others, nil
 		}
-		if len(hs) > (store.MaxTxItems-txReserve)/2 {
-			hs = hs[:(store.MaxTxItems-txReserve)/2]
-		}
-		keys := make([]string, len(hs))
-		msgs := make([]usage.Message, len(hs))
-		expires := make(map[string]time.Time, len(hs))
+		// Each released message costs a marker and a delete, and may link one more id.
+		var keys []string
+		var msgs []usage.Message
+		expires := map[string]time.Time{}
+		var links []store.Link
 		for i, h := range hs {
-			keys[i] = "msg:" + h.MessageID
+			if 2*len(keys)+len(links)+3 > store.MaxTxItems-txReserve {
+				hs = hs[:i]
+				break
+			}
 			m, err := usage.Parse(h.Body, h.At)
 			if err != nil {
-				return fault.E("release held", fault.Internal, fmt.Errorf("held message %s: %w", h.MessageID, err))
+				return others, fault.E("release held", fault.Internal, fmt.Errorf("held message %s: %w", h.MessageID, err))
 			}
-			msgs[i] = m
-			expires[keys[i]] = usage.MarkerExpiry(m.At, now, MarkerTTL)
+			if m.UserID == "" && person != "" {
+				m.UserID = usage.ID(person) // released as the person the anonymous id turned out to be
+			}
+			key := "msg:" + h.MessageID
+			keys, msgs = append(keys, key), append(msgs, m)
+			expires[key] = usage.MarkerExpiry(m.At, now, MarkerTTL)
+			for _, u := range userKeys(&m) {
+				if u != user && u != person && !slices.ContainsFunc(others, func(a alias) bool { return a.key == u }) {
+					others = append(others, alias{key: u, person: string(m.UserID)})
+					links = append(links, store.Link{Key: userLink(u), Account: acct, Force: true})
+				}
+			}
 		}
 		_, err = s.run(ctx, write{
 			keys:    keys,
 			expires: expires,
 			always:  true,
-			resolve: func(context.Context) (plan, error) { return plan{target: acct}, nil },
+			resolve: func(context.Context) (plan, error) { return plan{target: acct, links: links}, nil },
 			apply: func(a *account.Account, fresh map[string]bool, tx *store.Tx) error {
 				for i := range msgs {
 					if fresh[keys[i]] {
@@ -475,11 +518,11 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 			},
 		}, now)
 		if err != nil {
-			return err
+			return others, err
 		}
 		s.logger().Info("released held messages", "account", acct, "count", len(hs))
 	}
-	return nil
+	return others, nil
 }
 
 // applyMessage applies m to a. A message from beyond usage.Horizon may have outlived its

@@ -41,6 +41,9 @@ func later(a, b time.Time) time.Time {
 // counts) are left alone, so a replay never counts a message a second time.
 func Replayed(a *account.Account, m *Message, ev score.Events) {
 	u := &a.Usage
+	if m.UserID != "" && m.AnonymousID != "" {
+		u.Users.Alias("anon:"+string(m.AnonymousID), string(m.UserID))
+	}
 	activity := m.Type == "track" || m.Type == "page" || m.Type == "screen"
 	u.Record(m.User(), m.At, false)
 	if activity && m.At.After(u.LastSeenAt) {

@@ -338,6 +338,9 @@ func (m *Message) StripeCustomer() string {
 
 // Apply changes account a for message m, reading event names from ev.
 func Apply(a *account.Account, m *Message, ev score.Events) {
+	if m.UserID != "" && m.AnonymousID != "" {
+		a.Usage.Users.Alias("anon:"+string(m.AnonymousID), string(m.UserID))
+	}
 	switch m.Type {
 	case "identify":
 		a.Usage.Record(m.User(), m.At, false)
