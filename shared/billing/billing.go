@@ -115,9 +115,11 @@ func Map(e stripe.Event) (Change, error) {
 			}
 			a.Billing.CustomerAt = e.Created
 			a.Billing.CustomerDeleted = deleted
-			a.SetName(cu.Name, account.NameFromStripe)
-			if cu.Email != "" {
-				a.Email = account.Clip(cu.Email, account.MaxString)
+			if a.StripeCustomerID == cu.ID { // an account's Stripe name and email are its first customer's
+				a.SetName(cu.Name, account.NameFromStripe)
+				if cu.Email != "" {
+					a.Email = account.Clip(cu.Email, account.MaxString)
+				}
 			}
 			return true
 		}

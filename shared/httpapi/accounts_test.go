@@ -19,8 +19,8 @@ func TestRecomputeAtAnotherTimeIsADryRun(t *testing.T) {
 	later := sampleNow.AddDate(0, 0, 60)
 
 	res := h.job("/jobs/recompute?at=" + later.Format(time.RFC3339))
-	if res["dry_run"] != true || res["changed"] != 1.0 {
-		t.Fatalf("simulation %v, want a dry run where acme changes", res)
+	if res["dry_run"] != true || res["changed"] != 1.0 || res["truncated"] != false {
+		t.Fatalf("simulation %v, want a dry run where acme changes, not truncated", res)
 	}
 	accounts, _ := res["accounts"].([]any)
 	if len(accounts) != 1 || path(accounts[0], "id") != "acme" || path(accounts[0], "band") != "BAD" ||

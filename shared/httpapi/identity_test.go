@@ -72,10 +72,13 @@ func TestADeleteMessageForgetsTheUser(t *testing.T) {
 	if _, m := h.product([]byte(member)); m["applied"] != 1.0 {
 		t.Fatalf("member: %v", m)
 	}
-	del := `[{"type":"delete","userId":"ghost","timestamp":"2026-11-20T10:30:00Z"},{"type":"delete","userId":"member"},{"type":"delete","userId":"nobody"}]`
+	del := `[{"type":"delete","userId":"ghost","timestamp":"2026-11-20T10:30:00Z"},{"type":"delete","userId":"member"},{"type":"delete","userId":"nobody"},{"type":"delete"}]`
 	code, m := h.product([]byte(del))
-	if code != 200 || m["deleted"] != 2.0 {
-		t.Fatalf("delete: %d %v, want deleted 2 (ghost, member; nobody was unknown)", code, m)
+	if code != 200 || m["deleted"] != 3.0 || m["rejected"] != 1.0 {
+		t.Fatalf("delete: %d %v, want deleted 3 (a user never seen has nothing to remove) and the one naming nobody rejected", code, m)
+	}
+	if errs := m["errors"].([]any); len(errs) != 1 || !strings.Contains(fmt.Sprint(errs[0]), "delete needs a userId") {
+		t.Errorf("errors %v, want the delete without a user explained", errs)
 	}
 	ctx := context.Background()
 	if hs, _ := h.st.Held(ctx, "ghost"); len(hs) != 0 {

@@ -117,6 +117,9 @@ func TestAnAccountListsEveryStripeCustomerAndKeepsTheFirst(t *testing.T) {
 	h.mustStripe(stripeEvent("evt_a3", "customer.created", t0.Add(time.Minute), customer("cus_Second", "Two Cos EU", "twoco")))
 	h.mustStripe(stripeEvent("evt_a4", "customer.subscription.created", t0.Add(2*time.Minute), subscription("sub_B", "cus_Second", "past_due", 7000)))
 	a := h.account("twoco")
+	if a["name"] != "Two Cos" {
+		t.Errorf("name %v, want the first customer's (Two Cos), not the one linked later", a["name"])
+	}
 	if a["stripe_customer_id"] != "cus_First" || fmt.Sprint(a["stripe_customer_ids"]) != "[cus_First cus_Second]" {
 		t.Errorf("stripe_customer_id %v, stripe_customer_ids %v; want cus_First and both", a["stripe_customer_id"], a["stripe_customer_ids"])
 	}

@@ -31,16 +31,14 @@ type ProductResult struct {
 	Held      int `json:"held"`
 	Rejected  int `json:"rejected"`
 	Ignored   int `json:"ignored"`
-	// Deleted counts users forgotten by Segment delete messages: their membership and the
-	// messages held for them are removed.
+	// Deleted counts Segment delete messages carried out: the membership of the user each
+	// names and the messages held for it are gone (a user never seen has nothing to remove).
 	Deleted int            `json:"deleted"`
 	Errors  []MessageError `json:"errors"`
 	// Failed lists the indexes of messages that were not committed because a dependency failed;
 	// the request's error says why. Every other message is final (applied, duplicate, held,
 	// rejected or ignored), so a queue consumer retries only these.
 	Failed []int `json:"-"`
-	// deletes counts the delete messages in the request, known user or not.
-	deletes int
 	// Accounts are the accounts the request wrote to, in first-touched order.
 	Accounts []string `json:"-"`
 }
@@ -57,7 +55,7 @@ type MessageError struct {
 
 // Valid reports whether any message was accepted (applied, duplicate, held, ignored or deleted).
 func (r ProductResult) Valid() bool {
-	return r.Applied+r.Duplicate+r.Held+r.Ignored+r.deletes > 0 || len(r.Failed) > 0
+	return r.Applied+r.Duplicate+r.Held+r.Ignored+r.Deleted > 0 || len(r.Failed) > 0
 }
 
 type parsed struct {
@@ -81,6 +79,11 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 	inBatch := map[string]bool{}
 	for i, raw := range raws {
 		if d, ok := deleteMessage(raw); ok {
+			if d.UserID == "" && d.AnonymousID == "" {
+				res.Rejected++
+				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(d.MessageID), Error: "delete needs a userId or anonymousId"})
+				continue
+			}
 			deletes = append(deletes, d)
 			continue
 		}
@@ -123,14 +126,12 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 			return res, err
 		}
 	}
-	res.deletes = len(deletes)
 	for _, d := range deletes {
-		n, err := s.forget(ctx, userKeys(&d))
-		if err != nil {
+		if err := s.forget(ctx, userKeys(&d)); err != nil {
 			fail(err)
 			continue
 		}
-		res.Deleted += n
+		res.Deleted++
 	}
 	res.Failed = uniqueInts(res.Failed)
 	return res, firstErr
@@ -244,28 +245,24 @@ func deleteMessage(raw json.RawMessage) (usage.Message, bool) {
 	if !bytes.Contains(raw, []byte(`elete"`)) || json.Unmarshal(raw, &probe) != nil || !strings.EqualFold(probe.Type, "delete") {
 		return m, false
 	}
-	if json.Unmarshal(raw, &m) != nil || (m.UserID == "" && m.AnonymousID == "") {
-		return m, false // rejected as malformed by Parse
-	}
+	_ = json.Unmarshal(raw, &m) // a malformed delete names no user: rejected by the caller
 	return m, true
 }
 
-// forget removes users' memberships and the messages held for them; it reports how many of
-// the users were known.
-func (s *Service) forget(ctx context.Context, users []string) (int, error) {
+// forget removes users' memberships and the messages held for them.
+func (s *Service) forget(ctx context.Context, users []string) error {
 	keys := make([]string, len(users))
 	for i, u := range users {
 		keys[i] = userLink(u)
 	}
 	links, err := s.Store.Links(ctx, keys)
 	if err != nil {
-		return 0, dependencyErr("membership lookup", err)
+		return dependencyErr("membership lookup", err)
 	}
-	n := 0
 	for i, u := range users {
 		hs, err := s.Store.Held(ctx, u)
 		if err != nil {
-			return n, dependencyErr("held lookup", err)
+			return dependencyErr("held lookup", err)
 		}
 		_, linked := links[keys[i]]
 		if !linked && len(hs) == 0 {
@@ -279,13 +276,12 @@ func (s *Service) forget(ctx context.Context, users []string) (int, error) {
 			k := min(len(hs), store.MaxTxItems-1)
 			tx.Release, hs = hs[:k], hs[k:]
 			if err := s.Store.Commit(ctx, tx); err != nil {
-				return n, dependencyErr("forget user", err)
+				return dependencyErr("forget user", err)
 			}
 		}
-		n++
 		s.logger().Info("forgot a user on a Segment delete message")
 	}
-	return n, nil
+	return nil
 }
 
 // holdAll keeps messages whose account is unknown, per user up to MaxHeldPerUser: the oldest

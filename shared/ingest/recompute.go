@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -22,6 +23,23 @@ const (
 
 // scanPage is how many accounts a recompute reads per Scan call.
 var scanPage = 100
+
+// MarshalJSON always shows a dry run's accounts and truncated, even when empty or false.
+func (r RecomputeResult) MarshalJSON() ([]byte, error) {
+	type plain RecomputeResult
+	if !r.DryRun {
+		return json.Marshal(plain(r))
+	}
+	accounts := r.Accounts
+	if accounts == nil {
+		accounts = []Simulated{}
+	}
+	return json.Marshal(struct {
+		plain
+		Accounts  []Simulated `json:"accounts"`
+		Truncated bool        `json:"truncated"`
+	}{plain(r), accounts, r.Truncated})
+}
 
 // RecomputeRequest says which accounts to rescore, as of when, and for how long.
 type RecomputeRequest struct {
