@@ -443,18 +443,6 @@ func (s *Store) HeldCount(ctx context.Context, user string) (int, error) {
 				n++
 			}
 		}
-		c = tx.Bucket(bHistory).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var p struct {
-				Expires time.Time `json:"expires"`
-			}
-			if err := json.Unmarshal(v, &p); err != nil || !p.Expires.After(now) {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				n++
-			}
-		}
 		return nil
 	})
 	return n, err

@@ -328,6 +328,8 @@ func held(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Expired items of other kinds (a daily history point) do not disturb the count.
+	mustCommit(t, s, store.Tx{History: []store.Point{{Account: "acme", Day: 20000, Score: 50, Band: account.BandNormal, Expires: now.Add(-time.Hour)}}})
 	if n, err := s.HeldCount(ctx, "u1"); err != nil || n != 2 {
 		t.Errorf("HeldCount(u1) = %d, %v; want 2 (expired left out, holding twice counts once)", n, err)
 	}
