@@ -1,6 +1,8 @@
 package account
 
 import (
+	"encoding/json"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -41,6 +43,42 @@ type Health struct {
 
 // NoData marks a measure without data in Health.Measures.
 const NoData int8 = -1
+
+// UnmarshalJSON reads a stored health, including the first release's form, whose measures
+// were objects with their words ({"name":…,"score":…,"detail":…}): their scores are kept, the
+// words dropped (they are rebuilt when read).
+func (h *Health) UnmarshalJSON(b []byte) error {
+	type plain Health
+	var v struct {
+		plain
+		Measures json.RawMessage `json:"measures,omitempty"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*h = Health(v.plain)
+	h.Measures = nil
+	if len(v.Measures) == 0 || string(v.Measures) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(v.Measures, &h.Measures); err == nil {
+		return nil
+	}
+	var old []struct {
+		Score *int `json:"score"`
+	}
+	if err := json.Unmarshal(v.Measures, &old); err != nil {
+		return fmt.Errorf("account: health measures: %w", err)
+	}
+	for _, m := range old {
+		s := NoData
+		if m.Score != nil {
+			s = int8(max(0, min(100, *m.Score)))
+		}
+		h.Measures = append(h.Measures, s)
+	}
+	return nil
+}
 
 // Measure is one measure's result, as explained when read. Score is nil when the account has no data for it; such a
 // measure carries no weight in the total.

@@ -1,7 +1,11 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -166,5 +170,68 @@ func TestADataFileWithTheOldBandIndexListsMostAtRiskFirst(t *testing.T) {
 	}
 	if got := page.Summaries[0]; got.ID != "bad" || got.Score != 30 || page.Summaries[2].ID != "good" {
 		t.Fatalf("List after reopening an old file = %+v, want bad first, good last", page.Summaries)
+	}
+}
+
+// TestADataFileOfTheFirstReleaseStillOpens stores the accounts that the demo of commit
+// 7c1b6a9 wrote (testdata/accounts-7c1b6a9.json, with its index), then opens the file as
+// an upgraded server would: every account must decode, list and take a new write.
+func TestADataFileOfTheFirstReleaseStillOpens(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "accounts-7c1b6a9.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &old); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket(bByRisk); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bByBandV0); err != nil {
+			return err
+		}
+		for id, v := range old {
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, v); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bAccounts).Put([]byte(id), compact.Bytes()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(dir); err != nil {
+		t.Fatalf("an upgraded server cannot open the data file: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for id := range old {
+		a, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", id, err)
+		}
+		if err := s.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: a, Expect: a.Version}}}); err != nil {
+			t.Errorf("writing %s back: %v", id, err)
+		}
+	}
+	g, _ := s.Get(ctx, "globex")
+	if mrr, cur := g.Billing.MRRAt(g.UpdatedAt); mrr != 75000 || cur != "usd" || g.Health.Band != account.BandBad || len(g.Usage.Days) == 0 {
+		t.Errorf("globex after the upgrade: MRR %d %s, band %s, %d usage days", mrr, cur, g.Health.Band, len(g.Usage.Days))
+	}
+	page, err := s.List(ctx, store.Query{IncludeChurned: true, Limit: 50})
+	if err != nil || len(page.Summaries) != 7 {
+		t.Errorf("List after the upgrade: %d accounts, %v; want 7 (two placeholders were merged)", len(page.Summaries), err)
 	}
 }
