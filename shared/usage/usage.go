@@ -147,12 +147,24 @@ func Split(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("malformed JSON: %w", err)
 		}
 		if probe.Batch != nil {
+			// The shared context is copied into every message: bound what that copying costs.
+			if n := len(probe.Context); n > MaxBatchContext || n*len(*probe.Batch) > maxContextCopies {
+				return nil, fmt.Errorf("batch context of %d bytes for %d messages is too large: at most %d bytes, and %d bytes across the batch",
+					n, len(*probe.Batch), MaxBatchContext, maxContextCopies)
+			}
 			return withContext(*probe.Batch, probe.Context), nil
 		}
 		return []json.RawMessage{body}, nil
 	}
 	return nil, errors.New("malformed JSON: body must be an object or an array")
 }
+
+// MaxBatchContext bounds a batch-level context, in bytes; maxContextCopies bounds the bytes
+// of context copied into the messages of one batch.
+const (
+	MaxBatchContext  = 16 << 10
+	maxContextCopies = 4 << 20
+)
 
 // withContext merges a batch-level context into each message's context, the message's own
 // fields winning. A message that is not an object is left as it is (Parse rejects it).

@@ -313,3 +313,26 @@ func TestStoredStringsAreBoundedInBytes(t *testing.T) {
 		})
 	}
 }
+
+func TestAHugeBatchContextIsRefusedBeforeItIsCopied(t *testing.T) {
+	msg := `{"type":"track","messageId":"m","userId":"u","event":"E"}`
+	tests := []struct {
+		name     string
+		context  int
+		messages int
+		ok       bool
+	}{
+		{"a usual context", 200, 100, true},
+		{"a context over 16 KiB", 17 << 10, 1, false},
+		{"a 10 KiB context copied into 3,000 messages", 10 << 10, 3000, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"context":{"x":"` + strings.Repeat("a", tt.context) + `"},"batch":[` + strings.Repeat(msg+",", tt.messages-1) + msg + `]}`
+			msgs, err := Split([]byte(body))
+			if (err == nil) != tt.ok {
+				t.Fatalf("Split: %d messages, %v; want ok %v", len(msgs), err, tt.ok)
+			}
+		})
+	}
+}

@@ -97,7 +97,7 @@ func getAccount(tx *bbolt.Tx, id string) (*account.Account, error) {
 	}
 	var a account.Account
 	if err := json.Unmarshal(v, &a); err != nil {
-		return nil, fmt.Errorf("bolt: decode account %s: %w", id, err)
+		return nil, fault.E("bolt: decode account "+id, fault.Internal, err)
 	}
 	return &a, nil
 }
@@ -273,7 +273,7 @@ func (s *Store) History(ctx context.Context, id string, from, to int32) ([]store
 		for k, v := c.Seek(historyKey(id, from)); k != nil && from < to && bytes.Compare(k, end) < 0; k, v = c.Next() {
 			var p store.Point
 			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("bolt: decode history %q: %w", k, err)
+				return fault.E("bolt: decode history "+string(k), fault.Internal, err)
 			}
 			if p.Expires.After(now) {
 				out = append(out, p)
@@ -385,7 +385,7 @@ func ensureIndex(tx *bbolt.Tx) error {
 	return tx.Bucket(bAccounts).ForEach(func(k, v []byte) error {
 		var a account.Account
 		if err := json.Unmarshal(v, &a); err != nil {
-			return fmt.Errorf("bolt: decode account %s: %w", k, err)
+			return fault.E("bolt: decode account "+string(k), fault.Internal, err)
 		}
 		// The words of the top reason are not stored; the next write of the account adds them.
 		return reindex(tx, nil, &a, store.NewSummary(&a))
@@ -528,7 +528,7 @@ func (s *Store) List(ctx context.Context, q store.Query) (store.Page, error) {
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var sum store.Summary
 			if err := json.Unmarshal(v, &sum); err != nil {
-				return fmt.Errorf("bolt: decode index entry %q: %w", k, err)
+				return fault.E("bolt: decode index entry "+string(k), fault.Internal, err)
 			}
 			if (q.Segment != "" && sum.Segment != q.Segment) || (!q.IncludeChurned && sum.Churned) {
 				continue
@@ -585,7 +585,7 @@ func (s *Store) Scan(ctx context.Context, shard, shards int, cursor string, limi
 			}
 			var a account.Account
 			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("bolt: decode account %s: %w", k, err)
+				return fault.E("bolt: decode account "+string(k), fault.Internal, err)
 			}
 			out = append(out, &a)
 		}
