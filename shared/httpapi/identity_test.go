@@ -151,9 +151,10 @@ func TestHeldMessagesAreNeverStrandedByAFailedRelease(t *testing.T) {
 	if code, _ := h.product(link); code != http.StatusServiceUnavailable {
 		t.Fatalf("a failed release answered %d, want 503 so the sender retries", code)
 	}
-	// The sender retries: the identify is a duplicate now, and the release still happens.
-	if code, m := h.product(link); code != 200 || m["duplicate"] != 1.0 {
-		t.Fatalf("retry: %d %v", code, m)
+	// The sender gives up; the user's next message, days later, finishes the release.
+	later := []byte(`{"type":"track","messageId":"s-3","userId":"early","event":"Signed In","timestamp":"2026-11-20T11:00:00Z"}`)
+	if code, m := h.product(later); code != 200 || m["applied"] != 1.0 {
+		t.Fatalf("next message: %d %v", code, m)
 	}
 	if got := path(h.account("acme"), "usage", "key_features_last_used", "Report Created"); got == nil {
 		t.Fatal("the held message was stranded: never applied after the failed release")
@@ -232,5 +233,18 @@ func TestStoreFailuresMapToTheStatusTheSenderNeeds(t *testing.T) {
 				t.Errorf("status %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestAWriteKeyNeverRestsInAHeldMessage(t *testing.T) {
+	h := newHarness(t)
+	body := `{"writeKey":"` + productSecret + `","type":"track","messageId":"wk-1","userId":"wk-user","event":"Signed In","timestamp":"2026-11-20T10:00:00Z"}`
+	code, m := h.post("/webhooks/product", []byte(body), nil)
+	if code != 200 || m["held"] != 1.0 {
+		t.Fatalf("%d %v, want held", code, m)
+	}
+	hs, _ := h.st.Held(context.Background(), "wk-user")
+	if len(hs) != 1 || strings.Contains(string(hs[0].Body), productSecret) {
+		t.Fatalf("held body %s carries the product secret", hs[0].Body)
 	}
 }

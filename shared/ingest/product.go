@@ -112,7 +112,10 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 	}
 	var firstErr error
 	fail := func(err error, ps ...*parsed) {
-		if firstErr == nil {
+		// The request's error is the most retryable one: a transient failure anywhere means
+		// the sender must retry (what was applied is a duplicate then), even if another
+		// account's write can never succeed.
+		if firstErr == nil || (fault.KindOf(err) == fault.Transient && fault.KindOf(firstErr) != fault.Transient) {
 			firstErr = err
 		}
 		for _, p := range ps {
@@ -156,8 +159,10 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 		return dependencyErr("membership lookup", err)
 	}
 	stored := map[string]string{} // user → account, as stored before this request
+	pending := map[string]bool{}  // users whose release an earlier request left unfinished
 	for k, t := range links {
-		stored[strings.TrimPrefix(k, "user:")] = t.Account
+		u := strings.TrimPrefix(k, "user:")
+		stored[u], pending[u] = t.Account, t.Pending
 	}
 
 	// Resolve accounts in message order, learning memberships as we go.
@@ -169,14 +174,10 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	var held []*parsed
 	byAccount := map[string][]*parsed{}
 	var order []string
-	retried := map[string]bool{} // users with a redelivered message: finish any release it left
 	for _, p := range msgs {
 		users := userKeys(&p.msg)
 		if seen[p.key] {
 			res.Duplicate++
-			for _, u := range users {
-				retried[u] = true
-			}
 			continue
 		}
 		p.acct = p.msg.Account()
@@ -201,7 +202,7 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	for _, acct := range order {
 		parts := split(byAccount[acct])
 		for i, part := range parts {
-			n, dup, refused, err := s.applyMessages(ctx, acct, part, members, stored, seen, now, i < len(parts)-1)
+			n, dup, refused, err := s.applyMessages(ctx, acct, part, members, stored, pending, seen, now, i < len(parts)-1)
 			if err != nil {
 				for _, rest := range parts[i:] {
 					fail(err, rest...)
@@ -219,10 +220,11 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 		}
 	}
 	// Release what waits for users whose account this request made known, and for users whose
-	// message was redelivered: the delivery that linked them may have failed while releasing.
+	// membership says an earlier release did not finish (it failed after the link committed);
+	// then record that nothing waits any more.
 	releaseUsers := make([]string, 0, len(members))
 	for u, acct := range members {
-		if acct != "" && (acct != stored[u] || retried[u]) {
+		if acct != "" && (acct != stored[u] || pending[u]) {
 			releaseUsers = append(releaseUsers, u)
 		}
 	}
@@ -230,6 +232,14 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	for _, u := range releaseUsers {
 		if err := s.releaseHeld(ctx, u, members[u], now); err != nil {
 			fail(err)
+			continue
+		}
+		if !pending[u] {
+			continue
+		}
+		done := store.Tx{Links: []store.Link{{Key: userLink(u), Account: members[u], Expect: members[u]}}}
+		if err := s.Store.Commit(ctx, done); err != nil && !errors.Is(err, store.ErrConflict) {
+			fail(dependencyErr("release done", err)) // a conflict: the user moved meanwhile; its new link says what is due
 		}
 	}
 	s.holdAll(ctx, held, now, res, fail)
@@ -318,25 +328,54 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 					Error: fmt.Sprintf("%d messages are already held for this user; identify the user's account first", MaxHeldPerUser)})
 				continue
 			}
-			h := store.Held{User: u, MessageID: string(p.msg.MessageID), Body: p.raw, At: now.UTC(), Expires: now.Add(HeldTTL)}
+			h := store.Held{User: u, MessageID: string(p.msg.MessageID), Body: withoutWriteKey(p.raw), At: now.UTC(), Expires: now.Add(HeldTTL)}
 			if err := s.Store.Hold(ctx, h); err != nil {
 				fail(dependencyErr("hold", err), ps[i:min(len(ps), room)]...)
 				break
 			}
 			res.Held++
 		}
-		// The user's account may have become known while we held: release what waits.
+		// Mark the user as having messages waiting, so whichever request links it releases
+		// them, and finishes the release later if it fails. A link made meanwhile makes the
+		// mark fail: then the user's account is known, and we release what waits ourselves.
+		mark := store.Tx{Links: []store.Link{{Key: userLink(u), Pending: true}}}
+		err = s.Store.Commit(ctx, mark)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			fail(dependencyErr("mark held", err))
+			continue
+		}
 		links, err := s.Store.Links(ctx, []string{userLink(u)})
 		if err != nil {
 			fail(dependencyErr("membership lookup", err))
 			continue
 		}
-		if t, ok := links[userLink(u)]; ok && t.Account != "" {
+		if t := links[userLink(u)]; t.Account != "" {
 			if err := s.releaseHeld(ctx, u, t.Account, now); err != nil {
 				fail(err)
 			}
 		}
 	}
+}
+
+// withoutWriteKey drops a top-level writeKey (Segment's HTTP API puts the secret in the body)
+// from a message before it is stored, so the product secret never rests in the store.
+func withoutWriteKey(raw json.RawMessage) json.RawMessage {
+	if !bytes.Contains(raw, []byte(`"writeKey"`)) {
+		return raw
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return raw
+	}
+	delete(m, "writeKey")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return b
 }
 
 // userKeys are the membership keys of a message's user: its userId and its anonymousId.
@@ -380,7 +419,7 @@ func split(ps []*parsed) [][]*parsed {
 
 // applyMessages commits one part of an account's messages. seen is the request's dedupe
 // lookup, used on the first attempt; refused says why a Stripe customer claim was not linked.
-func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
+func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, pending, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
 	keys := make([]string, len(ps))
 	expires := make(map[string]time.Time, len(ps))
 	for i, p := range ps {
@@ -407,7 +446,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 				for _, u := range userKeys(&m.msg) {
 					if members[u] == acct && stored[u] != acct && !linked[u] {
 						linked[u] = true
-						p.links = append(p.links, store.Link{Key: userLink(u), Account: acct, Force: true})
+						p.links = append(p.links, store.Link{Key: userLink(u), Account: acct, Pending: pending[u], Force: true})
 					}
 				}
 			}
@@ -435,8 +474,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 // of the same person (an identify carrying userId and anonymousId) makes that id a member of
 // acct too, and releases what waits for it.
 func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.Time) error {
-	type wait struct{ key, person string }
-	queue, done := []wait{{key: user}}, map[string]bool{user: true}
+	queue, done := []alias{{key: user}}, map[string]bool{user: true}
 	for len(queue) > 0 {
 		w := queue[0]
 		queue = queue[1:]
@@ -447,7 +485,7 @@ func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.T
 		for _, o := range others {
 			if !done[o.key] && len(done) < MaxHeldPerUser {
 				done[o.key] = true
-				queue = append(queue, wait{key: o.key, person: o.person})
+				queue = append(queue, o)
 			}
 		}
 	}
@@ -494,7 +532,7 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 			for _, u := range userKeys(&m) {
 				if u != user && u != person && !slices.ContainsFunc(others, func(a alias) bool { return a.key == u }) {
 					others = append(others, alias{key: u, person: string(m.UserID)})
-					links = append(links, store.Link{Key: userLink(u), Account: acct, Force: true})
+					links = append(links, store.Link{Key: userLink(u), Account: acct, Pending: true, Force: true})
 				}
 			}
 		}

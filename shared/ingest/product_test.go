@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
 	"github.com/churnsignal/churnsignal/shared/store/bolt"
@@ -22,6 +23,7 @@ type counting struct {
 	mu            sync.Mutex
 	commits, seen int
 	failAccount   string
+	failWith      map[string]error // account → the error its commits fail with
 }
 
 func (c *counting) Commit(ctx context.Context, tx store.Tx) error {
@@ -31,6 +33,9 @@ func (c *counting) Commit(ctx context.Context, tx store.Tx) error {
 	for _, p := range tx.Accounts {
 		if p.Account.ID == c.failAccount {
 			return errors.New("i/o timeout")
+		}
+		if err := c.failWith[p.Account.ID]; err != nil {
+			return err
 		}
 	}
 	return c.Store.Commit(ctx, tx)
@@ -142,6 +147,18 @@ func TestAReplayBeyondTheDedupeHorizonNeverCountsTwice(t *testing.T) {
 		}
 		if m, i, e, tk := counters(); m != 1 || i != 1 || e != 4 || tk != 1 {
 			t.Errorf("after %s: members %d invites %d events %d tickets %d, want 1 1 4 1", replay.name, m, i, e, tk)
+		}
+	}
+}
+
+func TestARequestWithATransientFailureAsksForARetryWhateverElseFailed(t *testing.T) {
+	for _, order := range [][2]string{{"big", "flaky"}, {"flaky", "big"}} {
+		svc, st := newService(t)
+		svc.Store = &counting{Store: st, failWith: map[string]error{"big": store.TooLarge("account big is 500000 bytes"), "flaky": errors.New("i/o timeout")}}
+		msgs := append(batch(order[0], 0, 1), batch(order[1], 0, 1)...)
+		_, err := svc.Product(context.Background(), msgs, now)
+		if fault.KindOf(err) != fault.Transient {
+			t.Errorf("accounts in order %v: error %v of kind %v, want transient so the sender retries", order, err, fault.KindOf(err))
 		}
 	}
 }

@@ -111,6 +111,9 @@ type Target struct {
 	// created, the group message's timestamp), so an older claim delivered late does not
 	// move a customer that a newer one placed.
 	At int64 `json:"at,omitempty"`
+	// Pending marks a user's membership whose held messages may not all be released yet: the
+	// next request that reads it finishes the release, so none is stranded.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Link sources.
@@ -160,6 +163,7 @@ type Link struct {
 	Account string
 	Source  string
 	At      int64
+	Pending bool
 	Expect  string
 	Force   bool
 }

@@ -215,7 +215,7 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 			}
 		}
 		for _, l := range t.Links {
-			v, err := json.Marshal(store.Target{Account: l.Account, Source: l.Source, At: l.At})
+			v, err := json.Marshal(store.Target{Account: l.Account, Source: l.Source, At: l.At, Pending: l.Pending})
 			if err != nil {
 				return err
 			}

@@ -162,7 +162,10 @@ func links(t *testing.T, s store.Store) {
 		t.Fatalf("relinking without the expected target: %v, want ErrConflict", err)
 	}
 	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "stripe:cus_1", Account: "acme", Source: store.SourceGroup, At: 1787400000, Expect: "cus_1"}}})
-	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "acme", Force: true}, {Key: "user:u2", Account: "acme", Force: true}}})
+	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "acme", Force: true}, {Key: "user:u2", Account: "acme", Pending: true, Force: true}}})
+	if got, _ := s.Links(ctx, []string{"user:u2"}); !got["user:u2"].Pending {
+		t.Errorf("Links(user:u2) = %+v, want the pending release recorded", got)
+	}
 	mustCommit(t, s, store.Tx{Links: []store.Link{{Key: "user:u1", Account: "globex", Force: true}}})
 	mustCommit(t, s, store.Tx{Unlink: []string{"user:u2"}})
 	got, err := s.Links(ctx, []string{"stripe:cus_1", "user:u1", "user:u2", "user:none"})
