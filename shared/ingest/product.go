@@ -424,7 +424,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 	expires := make(map[string]time.Time, len(ps))
 	for i, p := range ps {
 		keys[i] = p.key
-		expires[p.key] = usage.MarkerExpiry(p.msg.At, now, MarkerTTL)
+		expires[p.key] = p.msg.Expiry(now, MarkerTTL)
 	}
 	out, err := s.run(ctx, write{
 		keys:       keys,
@@ -528,7 +528,7 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 			}
 			key := "msg:" + h.MessageID
 			keys, msgs = append(keys, key), append(msgs, m)
-			expires[key] = usage.MarkerExpiry(m.At, now, MarkerTTL)
+			expires[key] = m.Expiry(now, MarkerTTL)
 			for _, u := range userKeys(&m) {
 				if u != user && u != person && !slices.ContainsFunc(others, func(a alias) bool { return a.key == u }) {
 					others = append(others, alias{key: u, person: string(m.UserID)})

@@ -162,3 +162,24 @@ func TestARequestWithATransientFailureAsksForARetryWhateverElseFailed(t *testing
 		}
 	}
 }
+
+func TestAMessageWithoutATimeOfItsOwnKeepsItsMarkerForTheCountersLife(t *testing.T) {
+	clock := now
+	st, err := bolt.Open(t.TempDir(), bolt.WithClock(func() time.Time { return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := &Service{Store: st, Scorecard: score.Default()}
+	timeless := []json.RawMessage{json.RawMessage(`{"type":"track","messageId":"tl-1","userId":"admin","event":"Account Added User","context":{"groupId":"acme"}}`)}
+	for _, after := range []time.Duration{0, 90 * 24 * time.Hour} { // a replay 90 days later looks new
+		clock = now.Add(after)
+		if _, err := svc.Product(context.Background(), timeless, clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := st.Get(context.Background(), "acme")
+	if a.Usage.Members != 1 {
+		t.Errorf("members %d after a replay 90 days later, want 1", a.Usage.Members)
+	}
+}

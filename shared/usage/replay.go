@@ -27,6 +27,20 @@ func MarkerExpiry(at, now time.Time, retry time.Duration) time.Time {
 	return later(now.Add(retry), at.Add(Horizon))
 }
 
+// TimelessHorizon is how long the marker of a message that carries no time of its own (no
+// readable timestamp or originalTimestamp) lives: its time is the receipt's, so a late replay
+// looks new and only the marker can tell; its counters are safe for this long.
+const TimelessHorizon = 400 * 24 * time.Hour
+
+// Expiry is when m's dedupe marker may expire, m received at now: MarkerExpiry, or for a
+// message with no time of its own TimelessHorizon after receipt.
+func (m *Message) Expiry(now time.Time, retry time.Duration) time.Time {
+	if m.Timestamp.IsZero() && m.OriginalTimestamp.IsZero() {
+		return now.Add(TimelessHorizon)
+	}
+	return MarkerExpiry(m.At, now, retry)
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
