@@ -92,5 +92,15 @@ func KindOf(err error) Kind {
 	return Other
 }
 
+// Dependency wraps a failure of a dependency (the store, Stripe's API) with op: a failure the
+// dependency classified (a permanent size error, a conflict, a missing item) keeps its kind;
+// anything else (a timeout, a dropped connection) is transient, so the sender retries.
+func Dependency(op string, err error) error {
+	if KindOf(err) != Other {
+		return E(op, Other, err)
+	}
+	return E(op, Transient, err)
+}
+
 // Is reports whether err's kind is k.
 func Is(k Kind, err error) bool { return KindOf(err) == k }

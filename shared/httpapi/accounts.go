@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/ingest"
 	"github.com/churnsignal/churnsignal/shared/risk"
 	"github.com/churnsignal/churnsignal/shared/score"
@@ -290,7 +291,7 @@ func (a *api) account(w http.ResponseWriter, r *http.Request) {
 	today := account.Day(now)
 	stored, err := a.Store.History(r.Context(), acct.ID, today-HistoryDays+1, today+1)
 	if err != nil {
-		reply(w, r, readErr("load history", err))
+		reply(w, r, fault.Dependency("load history", err))
 		return
 	}
 	v.Health.History = historyView(acct.Health.History, stored, today)
@@ -304,7 +305,7 @@ func (a *api) find(r *http.Request, id string) (*account.Account, error) {
 	if strings.HasPrefix(id, "cus_") {
 		links, err := a.Store.Links(ctx, []string{"stripe:" + id})
 		if err != nil {
-			return nil, readErr("link lookup", err)
+			return nil, fault.Dependency("link lookup", err)
 		}
 		if t, ok := links["stripe:"+id]; ok && t.Account != "" {
 			id = t.Account
@@ -316,7 +317,7 @@ func (a *api) find(r *http.Request, id string) (*account.Account, error) {
 			return nil, fail(http.StatusNotFound, "no account "+strconv.Quote(id))
 		}
 		if err != nil {
-			return nil, readErr("load account", err)
+			return nil, fault.Dependency("load account", err)
 		}
 		if acct.MergedInto == "" {
 			return acct, nil
@@ -379,7 +380,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		reply(w, r, readErr("list accounts", err))
+		reply(w, r, fault.Dependency("list accounts", err))
 		return
 	}
 	out := struct {

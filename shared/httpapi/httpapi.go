@@ -99,15 +99,6 @@ func status(err error) int {
 	return http.StatusInternalServerError
 }
 
-// readErr classifies a failure of a read the handler made itself: a missing item is a 404,
-// anything the store did not classify (a timeout, an unreachable store) is transient.
-func readErr(op string, err error) error {
-	if fault.KindOf(err) != fault.Other {
-		return fault.E(op, fault.Other, err)
-	}
-	return fault.E(op, fault.Transient, err)
-}
-
 // httpError is an error whose status the handler knows.
 type httpError struct {
 	code int

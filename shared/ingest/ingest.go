@@ -139,7 +139,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	if len(w.keys) > 0 && seen == nil {
 		var err error
 		if seen, err = s.Store.Seen(ctx, w.keys); err != nil {
-			return out, dependencyErr("dedupe lookup", err)
+			return out, fault.Dependency("dedupe lookup", err)
 		}
 	}
 	fresh := map[string]bool{}
@@ -183,7 +183,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
-			return out, dependencyErr("load "+p.absorb, err)
+			return out, fault.Dependency("load "+p.absorb, err)
 		case src.MergedInto == "":
 			a.Merge(src)
 			folded = src
@@ -199,7 +199,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
-			return out, dependencyErr("load "+m.from, err)
+			return out, fault.Dependency("load "+m.from, err)
 		case from.MergedInto == "":
 			f := from.Clone()
 			a.MoveCustomer(f, m.customer, w.occurred)
@@ -251,7 +251,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		if errors.Is(err, store.ErrConflict) {
 			return out, err
 		}
-		return out, dependencyErr("commit", err)
+		return out, fault.Dependency("commit", err)
 	}
 	if len(tx.Outbox) > 0 && s.Committed != nil {
 		s.Committed()
@@ -266,7 +266,7 @@ func (s *Service) load(ctx context.Context, id string, now time.Time) (*account.
 		return account.New(id, now), 0, nil
 	}
 	if err != nil {
-		return nil, 0, dependencyErr("load "+id, err)
+		return nil, 0, fault.Dependency("load "+id, err)
 	}
 	return a, a.Version, nil
 }
@@ -275,16 +275,6 @@ func (s *Service) load(ctx context.Context, id string, now time.Time) (*account.
 // move daily without moving the score ("last active 4 days ago") are not worth a write.
 func healthMoved(old, h account.Health) bool {
 	return old.Score != h.Score || old.Band != h.Band || old.Segment != h.Segment
-}
-
-// dependencyErr wraps a failure of the store or another dependency with op: a failure the
-// store classified (a permanent ErrTooLarge, a conflict) keeps its kind; anything else (a
-// timeout, a dropped connection) is transient, so the sender retries.
-func dependencyErr(op string, err error) error {
-	if fault.KindOf(err) != fault.Other {
-		return fault.E(op, fault.Other, err)
-	}
-	return fault.E(op, fault.Transient, err)
 }
 
 // stripeLink is the link key of a Stripe customer; userLink that of a product user.

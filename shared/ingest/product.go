@@ -152,11 +152,11 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	}
 	seen, err := s.Store.Seen(ctx, keys)
 	if err != nil {
-		return dependencyErr("dedupe lookup", err)
+		return fault.Dependency("dedupe lookup", err)
 	}
 	links, err := s.Store.Links(ctx, users)
 	if err != nil {
-		return dependencyErr("membership lookup", err)
+		return fault.Dependency("membership lookup", err)
 	}
 	stored := map[string]string{} // user → account, as stored before this request
 	pending := map[string]bool{}  // users whose release an earlier request left unfinished
@@ -239,7 +239,7 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 		}
 		done := store.Tx{Links: []store.Link{{Key: userLink(u), Account: members[u], Expect: members[u]}}}
 		if err := s.Store.Commit(ctx, done); err != nil && !errors.Is(err, store.ErrConflict) {
-			fail(dependencyErr("release done", err)) // a conflict: the user moved meanwhile; its new link says what is due
+			fail(fault.Dependency("release done", err)) // a conflict: the user moved meanwhile; its new link says what is due
 		}
 	}
 	s.holdAll(ctx, held, now, res, fail)
@@ -267,12 +267,12 @@ func (s *Service) forget(ctx context.Context, users []string) error {
 	}
 	links, err := s.Store.Links(ctx, keys)
 	if err != nil {
-		return dependencyErr("membership lookup", err)
+		return fault.Dependency("membership lookup", err)
 	}
 	for i, u := range users {
 		hs, err := s.Store.Held(ctx, u)
 		if err != nil {
-			return dependencyErr("held lookup", err)
+			return fault.Dependency("held lookup", err)
 		}
 		_, linked := links[keys[i]]
 		if !linked && len(hs) == 0 {
@@ -286,7 +286,7 @@ func (s *Service) forget(ctx context.Context, users []string) error {
 			k := min(len(hs), store.MaxTxItems-1)
 			tx.Release, hs = hs[:k], hs[k:]
 			if err := s.Store.Commit(ctx, tx); err != nil {
-				return dependencyErr("forget user", err)
+				return fault.Dependency("forget user", err)
 			}
 		}
 		s.logger().Info("forgot a user on a Segment delete message")
@@ -310,7 +310,7 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 		ps := byUser[u]
 		n, err := s.Store.HeldCount(ctx, u)
 		if err != nil {
-			fail(dependencyErr("held count", err), ps...)
+			fail(fault.Dependency("held count", err), ps...)
 			continue
 		}
 		room := max(MaxHeldPerUser-n, 0)
@@ -330,7 +330,7 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 			}
 			h := store.Held{User: u, MessageID: string(p.msg.MessageID), Body: withoutWriteKey(p.raw), At: now.UTC(), Expires: now.Add(HeldTTL)}
 			if err := s.Store.Hold(ctx, h); err != nil {
-				fail(dependencyErr("hold", err), ps[i:min(len(ps), room)]...)
+				fail(fault.Dependency("hold", err), ps[i:min(len(ps), room)]...)
 				break
 			}
 			res.Held++
@@ -344,12 +344,12 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 			continue
 		}
 		if !errors.Is(err, store.ErrConflict) {
-			fail(dependencyErr("mark held", err))
+			fail(fault.Dependency("mark held", err))
 			continue
 		}
 		links, err := s.Store.Links(ctx, []string{userLink(u)})
 		if err != nil {
-			fail(dependencyErr("membership lookup", err))
+			fail(fault.Dependency("membership lookup", err))
 			continue
 		}
 		if t := links[userLink(u)]; t.Account != "" {
@@ -504,7 +504,7 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 	for round := 0; round < 100; round++ {
 		hs, err := s.Store.Held(ctx, user)
 		if err != nil {
-			return others, dependencyErr("held lookup", err)
+			return others, fault.Dependency("held lookup", err)
 		}
 		if len(hs) == 0 {
 			return others, nil

@@ -109,12 +109,12 @@ func (s *Service) Recompute(ctx context.Context, req RecomputeRequest) (Recomput
 		}
 		if err != nil {
 			res.NextCursor = cursor
-			return res, dependencyErr("scan", err)
+			return res, fault.Dependency("scan", err)
 		}
 		for _, a := range page {
 			if err := ctx.Err(); err != nil {
 				res.NextCursor = cursor
-				return res, dependencyErr("recompute", err)
+				return res, fault.Dependency("recompute", err)
 			}
 			if pages > 0 && expired() {
 				res.NextCursor = cursor // this page again: the budget ended inside it

@@ -8,6 +8,7 @@ import (
 
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/billing"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
 
@@ -49,7 +50,7 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 			return StripeResult{Status: StatusIgnored}, nil
 		}
 		if err != nil {
-			return StripeResult{}, dependencyErr("resolve charge "+c.Charge, err)
+			return StripeResult{}, fault.Dependency("resolve charge "+c.Charge, err)
 		}
 		c.Customer = cus
 	}
@@ -79,7 +80,7 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 		res.Status = StatusDuplicate
 		links, err := s.Store.Links(ctx, []string{stripeLink(c.Customer)})
 		if err != nil {
-			return StripeResult{}, dependencyErr("link lookup", err)
+			return StripeResult{}, fault.Dependency("link lookup", err)
 		}
 		res.Account = links[stripeLink(c.Customer)].Account
 	case stale:
@@ -106,7 +107,7 @@ func (s *Service) claim(ctx context.Context, customer, named, source string, at 
 	key := stripeLink(customer)
 	got, err := s.Store.Links(ctx, []string{key})
 	if err != nil {
-		return plan{}, dependencyErr("link lookup", err)
+		return plan{}, fault.Dependency("link lookup", err)
 	}
 	cur := got[key]
 	when := at.Unix()

@@ -259,10 +259,16 @@ func (tx *Tx) Size() int {
 // Bytes estimates what a Tx writes, in bytes: each account encoded, each key, each outbox body.
 // An adapter's own encoding differs by a few bytes an item; the limits leave room for that.
 func (tx *Tx) Bytes() int {
-	n := 0
+	n := tx.OtherBytes()
 	for _, p := range tx.Accounts {
 		n += AccountBytes(p.Account)
 	}
+	return n
+}
+
+// OtherBytes is Bytes without the accounts, for an adapter that encodes them itself.
+func (tx *Tx) OtherBytes() int {
+	n := 0
 	for _, m := range tx.Markers {
 		n += len(m.Key) + 16
 	}
@@ -291,16 +297,4 @@ func AccountBytes(a *account.Account) int {
 		return MaxItemBytes + 1
 	}
 	return len(b)
-}
-
-// Check returns ErrTooLarge (with the limit exceeded) when tx cannot be committed in one
-// DynamoDB transaction.
-func (tx *Tx) Check() error {
-	if n := tx.Size(); n > MaxTxItems {
-		return TooLarge("%d items, at most %d", n, MaxTxItems)
-	}
-	if n := tx.Bytes(); n > MaxTxBytes {
-		return TooLarge("%d bytes, at most %d", n, MaxTxBytes)
-	}
-	return nil
 }

@@ -155,7 +155,7 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 		return store.TooLarge("%d items, at most %d", n, store.MaxTxItems)
 	}
 	encoded := make([][]byte, len(t.Accounts))
-	total := t.Bytes()
+	total := t.OtherBytes()
 	for i, p := range t.Accounts {
 		a := *p.Account
 		a.Version = p.Expect + 1
@@ -167,6 +167,12 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 			return store.TooLarge("account %s is %d bytes, at most %d", a.ID, len(v), store.MaxItemBytes)
 		}
 		encoded[i] = v
+		total += len(v)
+	}
+	for _, m := range t.Outbox {
+		if len(m.Body) > store.MaxItemBytes {
+			return store.TooLarge("outbox message %s is %d bytes, at most %d", m.ID, len(m.Body), store.MaxItemBytes)
+		}
 	}
 	if total > store.MaxTxBytes {
 		return store.TooLarge("%d bytes, at most %d", total, store.MaxTxBytes)

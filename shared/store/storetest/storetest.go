@@ -447,6 +447,17 @@ func tooLarge(t *testing.T, s store.Store) {
 	if _, err := s.Get(ctx, "big"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("an oversized account was written: %v", err)
 	}
+	var heavy store.Tx // 11 outbox messages of 390 KB: each fits an item, together over 4 MB
+	for i := 0; i < 11; i++ {
+		heavy.Outbox = append(heavy.Outbox, store.Message{ID: fmt.Sprintf("heavy-%d", i), Body: []byte(`"` + strings.Repeat("x", 390<<10) + `"`)})
+	}
+	heavy.Markers = []store.Marker{{Key: "msg:heavy", Expires: time.Now().Add(time.Hour)}}
+	if err := s.Commit(ctx, heavy); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("a transaction over 4 MB: %v, want ErrTooLarge", err)
+	}
+	if seen, _ := s.Seen(ctx, []string{"msg:heavy"}); seen["msg:heavy"] {
+		t.Error("part of a transaction over 4 MB was written")
+	}
 }
 
 func summaries(t *testing.T, s store.Store) {
