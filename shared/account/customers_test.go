@@ -3,6 +3,7 @@ package account
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func TestMovingACustomerTakesOnlyItsOwnFacts(t *testing.T) {
@@ -75,5 +76,22 @@ func TestAGroupNameWinsOverAStripeName(t *testing.T) {
 				t.Errorf("name %q, want %q", a.Name, tt.want)
 			}
 		})
+	}
+}
+
+func TestMergingTwoOpenEpisodesKeepsTheMoreUrgentKindAndTheEarlierStart(t *testing.T) {
+	tests := []struct{ into, from, want string }{
+		{"engagement", "involuntary", "involuntary"},
+		{"involuntary", "voluntary", "involuntary"},
+		{"voluntary", "engagement", "voluntary"},
+	}
+	for _, tt := range tests {
+		a, src := New("acme", t0), New("cus_1", t0)
+		a.Risk = Risk{Open: true, Episode: 3, Seq: 7, Kind: tt.into, Since: t0}
+		src.Risk = Risk{Open: true, Episode: 1, Seq: 1, Kind: tt.from, Since: t0.Add(-time.Hour)}
+		a.Merge(src)
+		if a.Risk.Kind != tt.want || !a.Risk.Since.Equal(t0.Add(-time.Hour)) || a.Risk.Episode != 3 || a.Risk.Seq != 7 {
+			t.Errorf("%s into %s: %+v; want kind %s since the earlier start, episode and sequence kept", tt.from, tt.into, a.Risk, tt.want)
+		}
 	}
 }

@@ -327,3 +327,19 @@ func TestEventsNeverSumCurrencies(t *testing.T) {
 		t.Fatalf("account mrr %+v by currency %v, want 30000 usd headline and both currencies", m.MRR, m.MRRByCurrency)
 	}
 }
+
+func TestAnOpenEpisodeTakesTheMostUrgentKindItHasHad(t *testing.T) {
+	sc := score.Default()
+	a := account.New("acme", t0.AddDate(0, -2, 0))
+	paying(a, "active", t0.AddDate(0, -1, 0))
+	a.Usage.Record("u1", t0.AddDate(0, 0, -30), true) // silent for 30 days: engagement risk
+	es := Rescore(a, sc, t0, t0)
+	if types(es) != TypeRaised+"/"+score.KindEngagement || a.Risk.Kind != score.KindEngagement {
+		t.Fatalf("first rescore: %s, kind %s; want an engagement raise", types(es), a.Risk.Kind)
+	}
+	paying(a, "past_due", t0.Add(time.Hour)) // now dunning too
+	Rescore(a, sc, t0.Add(time.Hour), t0.Add(time.Hour))
+	if !a.Risk.Open || a.Risk.Kind != score.KindInvoluntary {
+		t.Errorf("while dunning the open episode is %s (open %v), want involuntary", a.Risk.Kind, a.Risk.Open)
+	}
+}
