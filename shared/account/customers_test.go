@@ -95,3 +95,17 @@ func TestMergingTwoOpenEpisodesKeepsTheMoreUrgentKindAndTheEarlierStart(t *testi
 		}
 	}
 }
+
+func TestAnAnonymousIDFoldsIntoItsUser(t *testing.T) {
+	var s UserSet
+	s.Touch("anon:dev1", 100)
+	s.Touch("alice", 90)
+	s.Alias("anon:dev1", "alice")
+	if s.Len() != 1 || s.ActiveSince(100, 1) != 1 {
+		t.Errorf("after the alias: %d users, %d active on day 100; want alice alone, active on day 100", s.Len(), s.ActiveSince(100, 1))
+	}
+	s.Alias("anon:unknown", "alice") // nothing to fold
+	if s.Len() != 1 {
+		t.Errorf("aliasing an unknown id changed the set: %d users", s.Len())
+	}
+}

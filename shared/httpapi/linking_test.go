@@ -295,3 +295,33 @@ func TestAPersonWhoBrowsedAnonymouslyCountsOnceAndNothingWaits(t *testing.T) {
 		t.Errorf("%d messages still wait for the anonymous id", len(hs))
 	}
 }
+
+func TestLateCustomerEventsNeverUndoANewerPlacement(t *testing.T) {
+	t0 := sampleNow.Add(-time.Hour)
+	tests := []struct {
+		name   string
+		events [][]byte
+		want   string
+	}{
+		{"same second: customer.updated is newer than customer.created, whatever the delivery order", [][]byte{
+			stripeEvent("evt_t2", "customer.updated", t0, customer("cus_X", "X", "acct-b")),
+			stripeEvent("evt_t1", "customer.created", t0, customer("cus_X", "X", "acct-a")),
+		}, "acct-b"},
+		{"a newer update that only confirms the account still outranks an older one delivered late", [][]byte{
+			stripeEvent("evt_c1", "customer.created", t0, customer("cus_X", "X", "acct-a")),
+			stripeEvent("evt_c3", "customer.updated", t0.Add(30*time.Minute), customer("cus_X", "X", "acct-a")),
+			stripeEvent("evt_c2", "customer.updated", t0.Add(10*time.Minute), customer("cus_X", "X", "acct-b")),
+		}, "acct-a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			for _, e := range tt.events {
+				h.mustStripe(e)
+			}
+			if id := h.account("cus_X")["id"]; id != tt.want {
+				t.Errorf("cus_X is on %v, want %s", id, tt.want)
+			}
+		})
+	}
+}

@@ -115,7 +115,8 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 		// The request's error is the most retryable one: a transient failure anywhere means
 		// the sender must retry (what was applied is a duplicate then), even if another
 		// account's write can never succeed.
-		if firstErr == nil || (fault.KindOf(err) == fault.Transient && fault.KindOf(firstErr) != fault.Transient) {
+		retryable := func(e error) bool { k := fault.KindOf(e); return k == fault.Transient || k == fault.Conflict }
+		if firstErr == nil || (retryable(err) && !retryable(firstErr)) {
 			firstErr = err
 		}
 		for _, p := range ps {
@@ -202,7 +203,7 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	for _, acct := range order {
 		parts := split(byAccount[acct])
 		for i, part := range parts {
-			n, dup, refused, err := s.applyMessages(ctx, acct, part, members, stored, pending, seen, now, i < len(parts)-1)
+			n, dup, refused, err := s.applyMessages(ctx, acct, part, members, stored, seen, now, i < len(parts)-1)
 			if err != nil {
 				for _, rest := range parts[i:] {
 					fail(err, rest...)
@@ -219,9 +220,15 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 			}
 		}
 	}
-	// Release what waits for users whose account this request made known, and for users whose
-	// membership says an earlier release did not finish (it failed after the link committed);
-	// then record that nothing waits any more.
+	// Release what waits for users whose account this request made known (their new link is
+	// marked pending until the release is done), and for users whose link says an earlier
+	// release did not finish; then clear the mark.
+	person := map[string]string{} // an anonymous id → the userId this request tied it to
+	for _, p := range msgs {
+		if p.msg.UserID != "" && p.msg.AnonymousID != "" {
+			person["anon:"+string(p.msg.AnonymousID)] = string(p.msg.UserID)
+		}
+	}
 	releaseUsers := make([]string, 0, len(members))
 	for u, acct := range members {
 		if acct != "" && (acct != stored[u] || pending[u]) {
@@ -229,18 +236,17 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 		}
 	}
 	sort.Strings(releaseUsers)
+	var released []store.Link
 	for _, u := range releaseUsers {
-		if err := s.releaseHeld(ctx, u, members[u], now); err != nil {
+		marked, err := s.releaseHeld(ctx, u, person[u], members[u], now)
+		if err != nil {
 			fail(err)
 			continue
 		}
-		if !pending[u] {
-			continue
-		}
-		done := store.Tx{Links: []store.Link{{Key: userLink(u), Account: members[u], Expect: members[u]}}}
-		if err := s.Store.Commit(ctx, done); err != nil && !errors.Is(err, store.ErrConflict) {
-			fail(fault.Dependency("release done", err)) // a conflict: the user moved meanwhile; its new link says what is due
-		}
+		released = append(released, marked...)
+	}
+	if err := s.clearPending(ctx, released); err != nil {
+		fail(err)
 	}
 	s.holdAll(ctx, held, now, res, fail)
 	return nil
@@ -335,27 +341,30 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 			}
 			res.Held++
 		}
-		// Mark the user as having messages waiting, so whichever request links it releases
-		// them, and finishes the release later if it fails. A link made meanwhile makes the
-		// mark fail: then the user's account is known, and we release what waits ourselves.
-		mark := store.Tx{Links: []store.Link{{Key: userLink(u), Pending: true}}}
-		err = s.Store.Commit(ctx, mark)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, store.ErrConflict) {
-			fail(fault.Dependency("mark held", err))
-			continue
-		}
+		// The user's account may have become known while we held: release what waits, marking
+		// the link pending first so a failed release is finished by the user's next request.
 		links, err := s.Store.Links(ctx, []string{userLink(u)})
 		if err != nil {
 			fail(fault.Dependency("membership lookup", err))
 			continue
 		}
-		if t := links[userLink(u)]; t.Account != "" {
-			if err := s.releaseHeld(ctx, u, t.Account, now); err != nil {
-				fail(err)
+		t := links[userLink(u)]
+		if t.Account == "" {
+			continue // whichever request links the user releases what waits
+		}
+		if !t.Pending {
+			mark := store.Tx{Links: []store.Link{{Key: userLink(u), Account: t.Account, Pending: true, Expect: t.Account}}}
+			if err := s.Store.Commit(ctx, mark); err != nil && !errors.Is(err, store.ErrConflict) {
+				fail(fault.Dependency("mark pending release", err))
+				continue
 			}
+		}
+		marked, err := s.releaseHeld(ctx, u, "", t.Account, now)
+		if err == nil {
+			err = s.clearPending(ctx, marked)
+		}
+		if err != nil {
+			fail(err)
 		}
 	}
 }
@@ -371,11 +380,13 @@ func withoutWriteKey(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	delete(m, "writeKey")
-	b, err := json.Marshal(m)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(m) != nil {
 		return raw
 	}
-	return b
+	return bytes.TrimRight(b.Bytes(), "\n")
 }
 
 // userKeys are the membership keys of a message's user: its userId and its anonymousId.
@@ -419,7 +430,7 @@ func split(ps []*parsed) [][]*parsed {
 
 // applyMessages commits one part of an account's messages. seen is the request's dedupe
 // lookup, used on the first attempt; refused says why a Stripe customer claim was not linked.
-func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, pending, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
+func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
 	keys := make([]string, len(ps))
 	expires := make(map[string]time.Time, len(ps))
 	for i, p := range ps {
@@ -436,7 +447,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 			p := plan{target: acct}
 			if cus := ps[0].msg.StripeCustomer(); cus != "" {
 				var err error
-				if p, err = s.claim(ctx, cus, acct, store.SourceGroup, ps[0].msg.At); err != nil {
+				if p, err = s.claim(ctx, cus, acct, store.SourceGroup, groupOrder(ps[0].msg.At)); err != nil {
 					return p, err
 				}
 				refused = p.refused
@@ -446,7 +457,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 				for _, u := range userKeys(&m.msg) {
 					if members[u] == acct && stored[u] != acct && !linked[u] {
 						linked[u] = true
-						p.links = append(p.links, store.Link{Key: userLink(u), Account: acct, Pending: pending[u], Force: true})
+						p.links = append(p.links, store.Link{Key: userLink(u), Account: acct, Pending: true, Force: true})
 					}
 				}
 			}
@@ -473,20 +484,37 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 // and one applied but not released is a duplicate. A released message that names another id
 // of the same person (an identify carrying userId and anonymousId) makes that id a member of
 // acct too, and releases what waits for it.
-func (s *Service) releaseHeld(ctx context.Context, user, acct string, now time.Time) error {
-	queue, done := []alias{{key: user}}, map[string]bool{user: true}
+func (s *Service) releaseHeld(ctx context.Context, user, person, acct string, now time.Time) (marked []store.Link, err error) {
+	queue, done := []alias{{key: user, person: person}}, map[string]bool{user: true}
+	marked = []store.Link{{Key: userLink(user), Account: acct, Expect: acct}}
 	for len(queue) > 0 {
 		w := queue[0]
 		queue = queue[1:]
 		others, err := s.releaseUser(ctx, w.key, w.person, acct, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, o := range others {
 			if !done[o.key] && len(done) < MaxHeldPerUser {
 				done[o.key] = true
 				queue = append(queue, o)
+				marked = append(marked, store.Link{Key: userLink(o.key), Account: acct, Expect: acct})
 			}
+		}
+	}
+	return marked, nil
+}
+
+// clearPending records that nothing waits any more for the links given (written unmarked, on
+// condition they still point where they did: a conflict means the id moved meanwhile, and its
+// new link says what is due).
+func (s *Service) clearPending(ctx context.Context, links []store.Link) error {
+	for len(links) > 0 {
+		k := min(len(links), store.MaxTxItems)
+		tx := store.Tx{Links: links[:k]}
+		links = links[k:]
+		if err := s.Store.Commit(ctx, tx); err != nil && !errors.Is(err, store.ErrConflict) {
+			return fault.Dependency("release done", err)
 		}
 	}
 	return nil
@@ -511,17 +539,22 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 		}
 		// Each released message costs a marker and a delete, and may link one more id.
 		var keys []string
+		var dropped []store.Held
 		var msgs []usage.Message
 		expires := map[string]time.Time{}
 		var links []store.Link
 		for i, h := range hs {
-			if 2*len(keys)+len(links)+3 > store.MaxTxItems-txReserve {
+			if 2*len(keys)+len(dropped)+len(links)+3 > store.MaxTxItems-txReserve {
 				hs = hs[:i]
 				break
 			}
 			m, err := usage.Parse(h.Body, h.At)
 			if err != nil {
-				return others, fault.E("release held", fault.Internal, fmt.Errorf("held message %s: %w", h.MessageID, err))
+				// Cannot happen for a message Parse accepted when it was held; if it does (a
+				// stored body damaged, a parser changed), drop it rather than block the user.
+				s.logger().Error("dropping a held message that no longer parses", "message_id", h.MessageID, "err", err)
+				dropped = append(dropped, h)
+				continue
 			}
 			if m.UserID == "" && person != "" {
 				m.UserID = usage.ID(person) // released as the person the anonymous id turned out to be

@@ -22,13 +22,18 @@ type counting struct {
 	store.Store
 	mu            sync.Mutex
 	commits, seen int
+	linkOnly      int // commits that write links only (a membership's pending mark cleared)
 	failAccount   string
 	failWith      map[string]error // account → the error its commits fail with
 }
 
 func (c *counting) Commit(ctx context.Context, tx store.Tx) error {
 	c.mu.Lock()
-	c.commits++
+	if len(tx.Accounts) == 0 {
+		c.linkOnly++
+	} else {
+		c.commits++
+	}
 	c.mu.Unlock()
 	for _, p := range tx.Accounts {
 		if p.Account.ID == c.failAccount {
@@ -77,7 +82,10 @@ func TestOneRequestWritesEachAccountOnceAndReadsDedupeOnce(t *testing.T) {
 				t.Fatalf("applied %d, %v", res.Applied, err)
 			}
 			if c.commits != tt.commits {
-				t.Errorf("%d commits, want %d", c.commits, tt.commits)
+				t.Errorf("%d account commits, want %d", c.commits, tt.commits)
+			}
+			if c.linkOnly > 1 {
+				t.Errorf("%d link-only commits, want at most 1 (the new members' pending marks, cleared together)", c.linkOnly)
 			}
 			if c.seen != 1 {
 				t.Errorf("%d dedupe reads, want 1", c.seen)

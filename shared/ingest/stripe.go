@@ -60,7 +60,7 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 		keys:     []string{key},
 		occurred: c.Created,
 		resolve: func(ctx context.Context) (plan, error) {
-			return s.resolveCustomer(ctx, c.Customer, c.AccountID, c.Created)
+			return s.resolveCustomer(ctx, c.Customer, c.AccountID, claimOrder(c))
 		},
 		apply: func(a *account.Account, fresh map[string]bool, _ *store.Tx) error {
 			if fresh[key] {
@@ -93,24 +93,40 @@ func (s *Service) Stripe(ctx context.Context, c billing.Change, now time.Time) (
 // account the customer's metadata.account_id names, "" when the event does not say, and at
 // the event's created time; Stripe's word is authoritative, so it moves the link wherever it
 // points, unless a newer customer snapshot placed the customer already.
-func (s *Service) resolveCustomer(ctx context.Context, customer, named string, at time.Time) (plan, error) {
-	return s.claim(ctx, customer, named, store.SourceStripe, at)
+func (s *Service) resolveCustomer(ctx context.Context, customer, named string, order int64) (plan, error) {
+	return s.claim(ctx, customer, named, store.SourceStripe, order)
 }
 
+// claimOrder orders the claims of Stripe customer events: by created, then, within one second
+// (Stripe's resolution), customer.created before customer.updated before customer.deleted.
+func claimOrder(c billing.Change) int64 {
+	rank := int64(1)
+	switch c.Type {
+	case "customer.created":
+		rank = 0
+	case "customer.deleted":
+		rank = 2
+	}
+	return c.Created.Unix()*4 + rank
+}
+
+// groupOrder orders the claims of group calls by the message's time, in the same units.
+func groupOrder(at time.Time) int64 { return at.Unix() * 4 }
+
 // claim resolves customer for a claim by source (store.SourceStripe: metadata.account_id;
-// store.SourceGroup: a product group trait) naming account named ("" = no claim), made at at
-// (the fact's time). A group trait may take a customer nobody claimed, or one only a group
+// store.SourceGroup: a product group trait) naming account named ("" = no claim), in order
+// (claimOrder, groupOrder: the fact's time). A group trait may take a customer nobody claimed, or one only a group
 // trait claimed; it never takes one that Stripe's metadata placed elsewhere. No claim moves a
 // customer that a newer claim placed (a late delivery, a replay). A refused claim lands on
 // named without linking, and refused says why; a stale Stripe claim lands where the customer is.
-func (s *Service) claim(ctx context.Context, customer, named, source string, at time.Time) (plan, error) {
+func (s *Service) claim(ctx context.Context, customer, named, source string, order int64) (plan, error) {
 	key := stripeLink(customer)
 	got, err := s.Store.Links(ctx, []string{key})
 	if err != nil {
 		return plan{}, fault.Dependency("link lookup", err)
 	}
 	cur := got[key]
-	when := at.Unix()
+	when := order
 	link := store.Link{Key: key, Account: named, Source: source, At: when, Expect: cur.Account}
 	placeholder := cur.Account == "" || cur.Account == customer
 	switch {

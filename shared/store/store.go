@@ -107,9 +107,10 @@ type Target struct {
 	// is authoritative), SourceGroup (a product group trait), or "" (a placeholder, or a user's
 	// membership).
 	Source string `json:"source,omitempty"`
-	// At is when the fact that set the link happened (unix seconds: the Stripe event's
-	// created, the group message's timestamp), so an older claim delivered late does not
-	// move a customer that a newer one placed.
+	// At orders the claim that set the link by when its fact happened (the Stripe event's
+	// created, the group message's timestamp: unix seconds ×4, plus a rank breaking Stripe's
+	// same-second ties), so an older claim delivered late does not move a customer that a
+	// newer one placed.
 	At int64 `json:"at,omitempty"`
 	// Pending marks a user's membership whose held messages may not all be released yet: the
 	// next request that reads it finishes the release, so none is stranded.

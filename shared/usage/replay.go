@@ -33,9 +33,10 @@ func MarkerExpiry(at, now time.Time, retry time.Duration) time.Time {
 const TimelessHorizon = 400 * 24 * time.Hour
 
 // Expiry is when m's dedupe marker may expire, m received at now: MarkerExpiry, or for a
-// message with no time of its own TimelessHorizon after receipt.
+// message applied at its receipt time (no time of its own, or one in the future)
+// TimelessHorizon after receipt.
 func (m *Message) Expiry(now time.Time, retry time.Duration) time.Time {
-	if m.Timestamp.IsZero() && m.OriginalTimestamp.IsZero() {
+	if m.Received {
 		return now.Add(TimelessHorizon)
 	}
 	return MarkerExpiry(m.At, now, retry)

@@ -41,6 +41,9 @@ type Message struct {
 	SentAt            Time `json:"sentAt"`
 	// At is the time the message is applied at: its timestamp, clamped to receipt time.
 	At time.Time `json:"-"`
+	// Received is set when At is the receipt time (no time of its own, or one in the future):
+	// a replay of the message then looks new, so only its dedupe marker can tell.
+	Received bool `json:"-"`
 	// Warnings say what Parse had to repair (an unreadable timestamp); the message still counts.
 	Warnings []string `json:"-"`
 }
@@ -147,24 +150,50 @@ func Split(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("malformed JSON: %w", err)
 		}
 		if probe.Batch != nil {
-			// The shared context is copied into every message: bound what that copying costs.
-			if n := len(probe.Context); n > MaxBatchContext || n*len(*probe.Batch) > maxContextCopies {
-				return nil, fmt.Errorf("batch context of %d bytes for %d messages is too large: at most %d bytes, and %d bytes across the batch",
-					n, len(*probe.Batch), MaxBatchContext, maxContextCopies)
-			}
-			return withContext(*probe.Batch, probe.Context), nil
+			return withContext(*probe.Batch, readContext(probe.Context)), nil
 		}
 		return []json.RawMessage{body}, nil
 	}
 	return nil, errors.New("malformed JSON: body must be an object or an array")
 }
 
-// MaxBatchContext bounds a batch-level context, in bytes; maxContextCopies bounds the bytes
-// of context copied into the messages of one batch.
-const (
-	MaxBatchContext  = 16 << 10
-	maxContextCopies = 4 << 20
-)
+// readContext keeps, of a batch-level context, only what a message's own context is read
+// for (groupId, and the traits company.id and accountId): copied into every message of a
+// batch, a whole context (a long userAgent, a library block) would multiply a body's size by
+// its message count.
+func readContext(raw json.RawMessage) json.RawMessage {
+	var c struct {
+		GroupID json.RawMessage `json:"groupId,omitempty"`
+		Traits  struct {
+			Company *struct {
+				ID json.RawMessage `json:"id,omitempty"`
+			} `json:"company,omitempty"`
+			AccountID json.RawMessage `json:"accountId,omitempty"`
+		} `json:"traits"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &c) != nil {
+		return nil
+	}
+	out := map[string]any{}
+	if len(c.GroupID) > 0 {
+		out["groupId"] = c.GroupID
+	}
+	traits := map[string]any{}
+	if c.Traits.Company != nil && len(c.Traits.Company.ID) > 0 {
+		traits["company"] = map[string]any{"id": c.Traits.Company.ID}
+	}
+	if len(c.Traits.AccountID) > 0 {
+		traits["accountId"] = c.Traits.AccountID
+	}
+	if len(traits) > 0 {
+		out["traits"] = traits
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
 
 // withContext merges a batch-level context into each message's context, the message's own
 // fields winning. A message that is not an object is left as it is (Parse rejects it).
@@ -296,7 +325,7 @@ func Parse(raw json.RawMessage, now time.Time) (Message, error) {
 		}
 	}
 	if m.At.IsZero() || m.At.After(now) {
-		m.At = now.UTC()
+		m.At, m.Received = now.UTC(), true
 	}
 	return m, nil
 }
