@@ -9,7 +9,6 @@ import (
 
 	"github.com/churnsignal/churnsignal/shared/score"
 	"github.com/churnsignal/churnsignal/shared/store"
-	"github.com/churnsignal/churnsignal/shared/store/bolt"
 )
 
 func raws(ss ...string) []json.RawMessage {
@@ -146,18 +145,11 @@ func TestAHeldMessageThatNoLongerParsesIsDroppedNotBlocking(t *testing.T) {
 }
 
 func TestAnAnonymousVisitorWhoNeverSignsUpLeavesNothingBehind(t *testing.T) {
-	clock := now
-	st, err := bolt.Open(t.TempDir(), bolt.WithClock(func() time.Time { return clock }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	svc := &Service{Store: st, Scorecard: score.Default()}
+	svc, st, setClock := clockedService(t)
 	if _, err := svc.Product(context.Background(), raws(`{"type":"page","messageId":"v-1","anonymousId":"visitor","timestamp":"2026-11-20T09:00:00Z"}`), now); err != nil {
 		t.Fatal(err)
 	}
-	clock = now.Add(HeldTTL + time.Hour)
-	if _, err := st.Purge(clock); err != nil {
+	if _, err := st.Purge(setClock(now.Add(HeldTTL + time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	if l, _ := st.Links(context.Background(), []string{"user:anon:visitor"}); len(l) != 0 {
@@ -168,22 +160,22 @@ func TestAnAnonymousVisitorWhoNeverSignsUpLeavesNothingBehind(t *testing.T) {
 	}
 }
 
-func TestAFutureTimestampKeepsItsMarkerForTheCountersLife(t *testing.T) {
-	clock := now
-	st, err := bolt.Open(t.TempDir(), bolt.WithClock(func() time.Time { return clock }))
-	if err != nil {
-		t.Fatal(err)
+func TestAMessageAppliedAtItsReceiptTimeKeepsItsMarkerForTheCountersLife(t *testing.T) {
+	tests := []struct{ name, message string }{
+		{"no time of its own", `{"type":"track","messageId":"tl-1","userId":"admin","event":"Account Added User","context":{"groupId":"acme"}}`},
+		{"a timestamp in the future", `{"type":"track","messageId":"f-1","userId":"admin","event":"Account Added User","timestamp":"2099-01-01T00:00:00Z","context":{"groupId":"acme"}}`},
 	}
-	defer st.Close()
-	svc := &Service{Store: st, Scorecard: score.Default()}
-	m := raws(`{"type":"track","messageId":"f-1","userId":"admin","event":"Account Added User","timestamp":"2099-01-01T00:00:00Z","context":{"groupId":"acme"}}`)
-	for _, after := range []time.Duration{0, 90 * 24 * time.Hour} {
-		clock = now.Add(after)
-		if _, err := svc.Product(context.Background(), m, clock); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if a, _ := st.Get(context.Background(), "acme"); a.Usage.Members != 1 {
-		t.Errorf("members %d after a replay 90 days later, want 1", a.Usage.Members)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, st, setClock := clockedService(t)
+			for _, after := range []time.Duration{0, 90 * 24 * time.Hour} { // a replay 90 days later looks new
+				if _, err := svc.Product(context.Background(), raws(tt.message), setClock(now.Add(after))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if a, _ := st.Get(context.Background(), "acme"); a.Usage.Members != 1 {
+				t.Errorf("members %d after a replay 90 days later, want 1", a.Usage.Members)
+			}
+		})
 	}
 }
