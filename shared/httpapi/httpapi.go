@@ -35,11 +35,19 @@ type Config struct {
 	// IAMAuth says API Gateway's IAM authorizer guards the read routes (on AWS): the bearer
 	// check is off, since Authorization then carries the caller's SigV4 signature.
 	IAMAuth bool
+	// Queue, when set, makes the product webhook validate and enqueue messages (answering
+	// 202) instead of applying them (200): on AWS a consumer applies them in batches.
+	Queue Queue
 	// Jobs enables POST /jobs/recompute (local only).
 	Jobs bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	Log *slog.Logger
+}
+
+// Queue takes the envelopes of accepted product messages (SQS on AWS).
+type Queue interface {
+	Enqueue(ctx context.Context, e ingest.Envelope) error
 }
 
 type api struct {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/billing"
+	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/ingest"
 )
 
@@ -189,6 +190,10 @@ func (a *api) product(w http.ResponseWriter, r *http.Request) {
 		reply(w, r, err)
 		return
 	}
+	if a.Queue != nil {
+		a.enqueue(w, r, raws)
+		return
+	}
 	res, err := a.Service.Product(r.Context(), raws, a.Now())
 	if err != nil {
 		reply(w, r, err)
@@ -312,4 +317,22 @@ func withType(body []byte, typ string) ([]byte, error) {
 		m["type"], _ = json.Marshal(typ)
 	}
 	return json.Marshal(m)
+}
+
+// enqueue answers a product request on AWS: the messages are validated and queued, 202.
+func (a *api) enqueue(w http.ResponseWriter, r *http.Request, raws []json.RawMessage) {
+	envs, res := ingest.Accept(raws, a.Now())
+	for _, e := range envs {
+		if err := a.Queue.Enqueue(r.Context(), e); err != nil {
+			reply(w, r, fault.Dependency("enqueue", err))
+			return
+		}
+	}
+	note(r, slog.Int("accepted", res.Accepted), slog.Int("rejected", res.Rejected), slog.Int("ignored", res.Ignored),
+		slog.Int("envelopes", len(envs)))
+	code := http.StatusAccepted
+	if res.Accepted+res.Ignored == 0 {
+		code = http.StatusBadRequest
+	}
+	writeJSON(w, code, res)
 }

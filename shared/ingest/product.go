@@ -59,11 +59,50 @@ func (r ProductResult) Valid() bool {
 }
 
 type parsed struct {
-	index int
-	msg   usage.Message
-	raw   json.RawMessage
-	key   string
-	acct  string
+	index    int
+	msg      usage.Message
+	raw      json.RawMessage
+	received time.Time
+	key      string
+	acct     string
+}
+
+// Incoming is a product message as received: its bytes and when it arrived (a queued message
+// is applied later than it was received, and its receipt time is what counts).
+type Incoming struct {
+	Raw      json.RawMessage
+	Received time.Time
+}
+
+// Envelope is what the product webhook enqueues on AWS: the accepted messages of one request
+// and when they were received. One queue message carries one envelope.
+type Envelope struct {
+	Received time.Time         `json:"received"`
+	Messages []json.RawMessage `json:"messages"`
+}
+
+// Queued applies the envelopes of one queue batch together: each account is written once for
+// the whole batch. failed lists the indexes of envelopes holding a message that was not
+// committed; every other envelope is done and may be deleted from the queue.
+func (s *Service) Queued(ctx context.Context, envs []Envelope) (res ProductResult, failed []int, err error) {
+	var ins []Incoming
+	var owner []int // message index → envelope index
+	for i, e := range envs {
+		for _, raw := range e.Messages {
+			ins = append(ins, Incoming{Raw: raw, Received: e.Received})
+			owner = append(owner, i)
+		}
+	}
+	res, err = s.product(ctx, ins)
+	for _, idx := range res.Failed {
+		failed = append(failed, owner[idx])
+	}
+	if err != nil && len(res.Failed) == 0 { // a failure no message is marked with: retry the whole batch
+		for i := range envs {
+			failed = append(failed, i)
+		}
+	}
+	return res, uniqueInts(failed), err
 }
 
 // Product applies a batch of Segment-spec messages received at now. Each messageId counts
@@ -73,21 +112,41 @@ type parsed struct {
 // messages do not fit one transaction). A failing account does not stop the others: its
 // messages are listed in Failed and the first error is returned.
 func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.Time) (ProductResult, error) {
-	res := ProductResult{Errors: []MessageError{}}
-	var msgs []*parsed
-	var deletes []usage.Message
-	inBatch := map[string]bool{}
+	ins := make([]Incoming, len(raws))
 	for i, raw := range raws {
+		ins[i] = Incoming{Raw: raw, Received: now}
+	}
+	return s.product(ctx, ins)
+}
+
+// product applies messages received at their own times, scoring as of the latest.
+func (s *Service) product(ctx context.Context, ins []Incoming) (ProductResult, error) {
+	res := ProductResult{Errors: []MessageError{}}
+	var now time.Time
+	for _, in := range ins {
+		if in.Received.After(now) {
+			now = in.Received
+		}
+	}
+	var msgs []*parsed
+	type deletion struct {
+		index int
+		msg   usage.Message
+	}
+	var deletes []deletion
+	inBatch := map[string]bool{}
+	for i, in := range ins {
+		raw := in.Raw
 		if d, ok := deleteMessage(raw); ok {
 			if d.UserID == "" && d.AnonymousID == "" {
 				res.Rejected++
 				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(d.MessageID), Error: "delete needs a userId or anonymousId"})
 				continue
 			}
-			deletes = append(deletes, d)
+			deletes = append(deletes, deletion{index: i, msg: d})
 			continue
 		}
-		m, err := usage.Parse(raw, now)
+		m, err := usage.Parse(raw, in.Received)
 		var unsupported *usage.UnsupportedError
 		switch {
 		case errors.As(err, &unsupported):
@@ -108,7 +167,7 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 			continue
 		}
 		inBatch[key] = true
-		msgs = append(msgs, &parsed{index: i, msg: m, raw: raw, key: key})
+		msgs = append(msgs, &parsed{index: i, msg: m, raw: raw, received: in.Received, key: key})
 	}
 	var firstErr error
 	fail := func(err error, ps ...*parsed) {
@@ -131,8 +190,9 @@ func (s *Service) Product(ctx context.Context, raws []json.RawMessage, now time.
 		}
 	}
 	for _, d := range deletes {
-		if err := s.forget(ctx, userKeys(&d)); err != nil {
+		if err := s.forget(ctx, userKeys(&d.msg)); err != nil {
 			fail(err)
+			res.Failed = append(res.Failed, d.index)
 			continue
 		}
 		res.Deleted++
@@ -334,7 +394,7 @@ func (s *Service) holdAll(ctx context.Context, held []*parsed, now time.Time, re
 					Error: fmt.Sprintf("%d messages are already held for this user; identify the user's account first", MaxHeldPerUser)})
 				continue
 			}
-			h := store.Held{User: u, MessageID: string(p.msg.MessageID), Body: withoutWriteKey(p.raw), At: now.UTC(), Expires: now.Add(HeldTTL)}
+			h := store.Held{User: u, MessageID: string(p.msg.MessageID), Body: withoutWriteKey(p.raw), At: p.received.UTC(), Expires: p.received.Add(HeldTTL)}
 			if err := s.Store.Hold(ctx, h); err != nil {
 				fail(fault.Dependency("hold", err), ps[i:min(len(ps), room)]...)
 				break
@@ -435,7 +495,7 @@ func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, 
 	expires := make(map[string]time.Time, len(ps))
 	for i, p := range ps {
 		keys[i] = p.key
-		expires[p.key] = p.msg.Expiry(now, MarkerTTL)
+		expires[p.key] = p.msg.Expiry(p.received, MarkerTTL)
 	}
 	out, err := s.run(ctx, write{
 		keys:       keys,

@@ -177,3 +177,27 @@ func clockedService(t *testing.T) (*Service, *bolt.Store, func(time.Time) time.T
 	t.Cleanup(func() { st.Close() })
 	return &Service{Store: st, Scorecard: score.Default()}, st, func(t time.Time) time.Time { clock = t; return t }
 }
+
+func TestAQueueBatchWritesEachAccountOnceAndReportsFailuresPerQueueMessage(t *testing.T) {
+	svc, st := newService(t)
+	c := &counting{Store: st, failAccount: "globex"}
+	svc.Store = c
+	envs := []Envelope{
+		{Received: now.Add(-2 * time.Minute), Messages: batch("acme", 0, 3)},
+		{Received: now.Add(-time.Minute), Messages: batch("acme", 3, 3)},
+		{Received: now, Messages: append(batch("initech", 0, 1), batch("globex", 0, 1)...)},
+	}
+	res, failed, err := svc.Queued(context.Background(), envs)
+	if err == nil || !slices.Equal(failed, []int{2}) {
+		t.Fatalf("failed envelopes %v, %v; want [2] (globex's) and an error", failed, err)
+	}
+	if res.Applied != 7 || c.commits != 3 {
+		t.Errorf("applied %d in %d account commits, want 7 in 3 (acme once for both of its envelopes, initech, globex tried)", res.Applied, c.commits)
+	}
+	// The queue redelivers everything (a consumer crash): nothing counts twice.
+	c.failAccount = ""
+	res, failed, err = svc.Queued(context.Background(), envs)
+	if err != nil || len(failed) != 0 || res.Applied != 1 || res.Duplicate != 7 {
+		t.Errorf("redelivery: applied %d duplicate %d failed %v, %v; want 1, 7, none", res.Applied, res.Duplicate, failed, err)
+	}
+}

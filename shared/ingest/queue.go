@@ -1,0 +1,68 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/churnsignal/churnsignal/shared/usage"
+)
+
+// MaxEnvelopeBytes bounds the encoded size of one envelope: SQS takes messages up to 256 KiB,
+// and a request's accepted messages are split into as few envelopes as fit under it.
+const MaxEnvelopeBytes = 240 << 10
+
+// AcceptResult is what the product webhook answers when it queues messages instead of
+// applying them (on AWS): 202 with what was accepted and what was not, and why.
+type AcceptResult struct {
+	Accepted int            `json:"accepted"`
+	Rejected int            `json:"rejected"`
+	Ignored  int            `json:"ignored"`
+	Errors   []MessageError `json:"errors"`
+}
+
+// Accept validates a request's messages received at now and packs the accepted ones into
+// envelopes for the queue; the consumer applies them later with Queued. A message is rejected
+// here for the reasons Product would reject it, so the sender learns at once; messages of
+// types that are not applied (alias) are acknowledged as ignored and not queued.
+func Accept(raws []json.RawMessage, now time.Time) ([]Envelope, AcceptResult) {
+	res := AcceptResult{Errors: []MessageError{}}
+	var envs []Envelope
+	cur := Envelope{Received: now.UTC()}
+	size := 64
+	for i, raw := range raws {
+		if d, ok := deleteMessage(raw); ok && d.UserID == "" && d.AnonymousID == "" {
+			res.Rejected++
+			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(d.MessageID), Error: "delete needs a userId or anonymousId"})
+			continue
+		} else if !ok {
+			m, err := usage.Parse(raw, now)
+			var unsupported *usage.UnsupportedError
+			switch {
+			case errors.As(err, &unsupported):
+				res.Ignored++
+				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
+				continue
+			case err != nil:
+				res.Rejected++
+				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
+				continue
+			}
+			for _, w := range m.Warnings {
+				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: w, Warning: true})
+			}
+		}
+		raw = withoutWriteKey(raw)
+		if len(cur.Messages) > 0 && size+len(raw)+1 > MaxEnvelopeBytes {
+			envs = append(envs, cur)
+			cur, size = Envelope{Received: now.UTC()}, 64
+		}
+		cur.Messages = append(cur.Messages, raw)
+		size += len(raw) + 1
+		res.Accepted++
+	}
+	if len(cur.Messages) > 0 {
+		envs = append(envs, cur)
+	}
+	return envs, res
+}
