@@ -38,7 +38,10 @@ type SNS struct {
 	maxBytes int
 }
 
-var _ Publisher = (*SNS)(nil)
+var (
+	_ Publisher = (*SNS)(nil)
+	_ SNSClient = (*sns.Client)(nil)
+)
 
 // NewSNS returns a publisher to the topic with ARN topicARN.
 func NewSNS(client SNSClient, topicARN string) *SNS {

@@ -42,6 +42,11 @@ type SecretsManager interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
+var (
+	_ ParameterStore = (*ssm.Client)(nil)
+	_ SecretsManager = (*secretsmanager.Client)(nil)
+)
+
 // Resolver reads secrets from the environment, SSM Parameter Store and Secrets Manager.
 type Resolver struct {
 	// Parameters reads SSM parameters; nil when no secret is kept there (local runs).
