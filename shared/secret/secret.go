@@ -77,10 +77,14 @@ func (v Values) String() string {
 	return "secret.Values{" + strings.Join(names, " ") + "}"
 }
 
+// GoString keeps the values out of %#v.
+func (v Values) GoString() string { return v.String() }
+
 // LogValue keeps the values out of slog output.
 func (v Values) LogValue() slog.Value { return slog.StringValue(v.String()) }
 
-// Resolve returns the value of every named secret, reading each parameter once. It fails,
+// Resolve returns the value of every named secret, reading each parameter once; values from a
+// store are trimmed of surrounding white space. It fails,
 // naming every variable at fault and never a value, when a secret is set both ways or neither,
 // when its parameter does not exist (fault.NotFound) or is empty (fault.Invalid), or when the
 // store cannot be reached (fault.Transient).
@@ -122,7 +126,9 @@ func (r *Resolver) Resolve(ctx context.Context, names ...string) (Values, error)
 	return out, nil
 }
 
-// fetch reads one parameter or secret. Its errors carry SDK causes, which name the parameter
+// fetch reads one parameter or secret, without the surrounding white space a value written
+// from a file or with echo tends to carry (a webhook secret with a trailing newline would fail
+// every signature check, silently). Its errors carry SDK causes, which name the parameter
 // but never hold a value.
 func (r *Resolver) fetch(ctx context.Context, param string) (string, error) {
 	if id, ok := secretsManagerID(param); ok {
@@ -137,10 +143,11 @@ func (r *Resolver) fetch(ctx context.Context, param string) (string, error) {
 			}
 			return "", fault.E("", fault.Transient, err)
 		}
-		if aws.ToString(out.SecretString) == "" {
+		v := strings.TrimSpace(aws.ToString(out.SecretString))
+		if v == "" {
 			return "", fault.New("", fault.Invalid, "the secret has no string value")
 		}
-		return aws.ToString(out.SecretString), nil
+		return v, nil
 	}
 	if r.Parameters == nil {
 		return "", fault.New("", fault.Internal, "no SSM Parameter Store client configured")
@@ -153,10 +160,14 @@ func (r *Resolver) fetch(ctx context.Context, param string) (string, error) {
 		}
 		return "", fault.E("", fault.Transient, err)
 	}
-	if out.Parameter == nil || aws.ToString(out.Parameter.Value) == "" {
+	var v string
+	if out.Parameter != nil {
+		v = strings.TrimSpace(aws.ToString(out.Parameter.Value))
+	}
+	if v == "" {
 		return "", fault.New("", fault.Invalid, "the parameter is empty")
 	}
-	return aws.ToString(out.Parameter.Value), nil
+	return v, nil
 }
 
 // secretsManagerID returns the Secrets Manager secret id param names, if it names one: an ARN

@@ -95,6 +95,9 @@ func TestResolveReadsSecretsFromParameterStoreSecretsManagerOrThePlainVariable(t
 	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(prefix[1:] + "/api"), SecretString: aws.String(apiValue)}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(prefix[1:] + "/echoed"), SecretString: aws.String(apiValue + "\n")}); err != nil {
+		t.Fatal(err)
+	}
 	secretValues := []string{stripeValue, productValue, apiValue, "plain-local-secret"}
 
 	tests := []struct {
@@ -117,6 +120,11 @@ func TestResolveReadsSecretsFromParameterStoreSecretsManagerOrThePlainVariable(t
 		{
 			name: "a Secrets Manager secret is read by its name after secretsmanager:",
 			env:  env("STRIPE_WEBHOOK_SECRET_PARAM", "secretsmanager:"+prefix[1:]+"/api"),
+			want: Values{"STRIPE_WEBHOOK_SECRET": apiValue},
+		},
+		{
+			name: "a secret stored with a trailing newline is read without it",
+			env:  env("STRIPE_WEBHOOK_SECRET_PARAM", "secretsmanager:"+prefix[1:]+"/echoed"),
 			want: Values{"STRIPE_WEBHOOK_SECRET": apiValue},
 		},
 		{
@@ -229,7 +237,7 @@ func TestResolvedValuesNeverShowWhenPrintedOrLogged(t *testing.T) {
 	v := Values{"STRIPE_WEBHOOK_SECRET": "whsec_very_secret", "API_TOKEN": "tok_very_secret"}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config resolved", "secrets", v)
-	for _, out := range []string{fmt.Sprint(v), fmt.Sprintf("%v", v), fmt.Sprintf("%s", v), logged.String()} {
+	for _, out := range []string{fmt.Sprint(v), fmt.Sprintf("%v", v), fmt.Sprintf("%s", v), fmt.Sprintf("%#v", v), fmt.Sprintf("%+v", v), logged.String()} {
 		if strings.Contains(out, "very_secret") {
 			t.Errorf("a secret value shows: %s", out)
 		}
