@@ -82,74 +82,86 @@ func (p *SNS) Publish(ctx context.Context, m store.Message) error {
 // sent count as failed too, since a stream consumer resumes from the first failure anyway.
 func (p *SNS) PublishBatch(ctx context.Context, msgs []store.Message) (failed []string, err error) {
 	var errs []error
-	fail := func(ms []store.Message, e error) {
-		for _, m := range ms {
-			failed = append(failed, m.ID)
+	bad := make([]bool, len(msgs))
+	fail := func(at []int, e error) {
+		for _, i := range at {
+			bad[i] = true
 		}
 		errs = append(errs, e)
 	}
-	var chunk []store.Message
+	var chunk []int // positions in msgs
 	chunkBytes := 0
 	send := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
-		defer func() { chunk, chunkBytes = chunk[:0], 0 }()
+		defer func() { chunk, chunkBytes = nil, 0 }()
 		entries := make([]types.PublishBatchRequestEntry, len(chunk))
-		for i, m := range chunk {
+		for j, i := range chunk {
 			// Entry ids are positions: event ids may hold characters SNS refuses in an
 			// entry id, and two outbox items with one id must not fail the whole call.
-			entries[i] = types.PublishBatchRequestEntry{
-				Id:                aws.String(strconv.Itoa(i)),
-				Message:           aws.String(string(m.Body)),
-				MessageAttributes: attributes(m),
+			entries[j] = types.PublishBatchRequestEntry{
+				Id:                aws.String(strconv.Itoa(j)),
+				Message:           aws.String(string(msgs[i].Body)),
+				MessageAttributes: attributes(msgs[i]),
 			}
 		}
 		out, err := p.client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(p.topic), PublishBatchRequestEntries: entries})
 		if err != nil {
-			fail(chunk, fault.E(fmt.Sprintf("publish: sns batch of %d from event %s", len(chunk), chunk[0].ID), callKind(err), err))
+			fail(chunk, fault.E(fmt.Sprintf("publish: sns batch of %d from event %s", len(chunk), msgs[chunk[0]].ID), callKind(err), err))
 			return err
 		}
-		bad := map[int]types.BatchResultErrorEntry{}
+		refused := map[int]types.BatchResultErrorEntry{}
 		for _, f := range out.Failed {
-			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(chunk) {
-				bad[i] = f
+			if j, err := strconv.Atoi(aws.ToString(f.Id)); err == nil {
+				refused[j] = f
 			}
 		}
-		ok := map[int]bool{}
+		published := map[int]bool{}
 		for _, s := range out.Successful {
-			if i, err := strconv.Atoi(aws.ToString(s.Id)); err == nil {
-				ok[i] = true
+			if j, err := strconv.Atoi(aws.ToString(s.Id)); err == nil {
+				published[j] = true
 			}
 		}
-		for i, m := range chunk {
-			if f, found := bad[i]; found {
-				fail([]store.Message{m}, fault.New("publish: sns event "+m.ID, codeKind(aws.ToString(f.Code)),
+		for j, i := range chunk {
+			if f, found := refused[j]; found {
+				fail([]int{i}, fault.New("publish: sns event "+msgs[i].ID, codeKind(aws.ToString(f.Code)),
 					aws.ToString(f.Code)+": "+aws.ToString(f.Message)))
-			} else if !ok[i] {
+			} else if !published[j] {
 				// Neither listed as published nor as failed: it may not have been sent.
-				fail([]store.Message{m}, fault.New("publish: sns event "+m.ID, fault.Transient, "SNS reported no result for it"))
+				fail([]int{i}, fault.New("publish: sns event "+msgs[i].ID, fault.Transient, "SNS reported no result for it"))
 			}
 		}
 		return nil
 	}
+	stopped := false
 	for i, m := range msgs {
 		n := messageBytes(m)
 		if n > p.maxBytes {
-			fail([]store.Message{m}, fault.New("publish: sns event "+m.ID, fault.Permanent, fmt.Sprintf("message is %d bytes, over the topic's limit of %d", n, p.maxBytes)))
+			fail([]int{i}, fault.New("publish: sns event "+m.ID, fault.Permanent, fmt.Sprintf("message is %d bytes, over the topic's limit of %d", n, p.maxBytes)))
 			continue
 		}
 		if len(chunk) == MaxBatchEntries || chunkBytes+n > p.maxBytes {
 			if send() != nil {
-				fail(msgs[i:], fmt.Errorf("publish: %d events not sent after the failed call", len(msgs)-i))
-				return failed, errors.Join(errs...)
+				var rest []int
+				for k := i; k < len(msgs); k++ {
+					rest = append(rest, k)
+				}
+				fail(rest, fmt.Errorf("publish: %d events not sent after the failed call", len(rest)))
+				stopped = true
+				break
 			}
 		}
-		chunk = append(chunk, m)
+		chunk = append(chunk, i)
 		chunkBytes += n
 	}
-	if err := send(); err != nil {
-		return failed, errors.Join(errs...)
+	if !stopped {
+		send()
+	}
+	for i, b := range bad {
+		if b {
+			failed = append(failed, msgs[i].ID)
+		}
 	}
 	if len(failed) == 0 {
 		return nil, nil

@@ -413,6 +413,18 @@ func TestSNSPublishBatchReportsWhichEventsWereNotPublished(t *testing.T) {
 			wantCalls:  []int{2},
 		},
 		{
+			name: "failures are reported in the order of the batch, whenever they were found",
+			msgs: []store.Message{bigBody("evt_a", 10), bigBody("evt_huge", 300_000), bigBody("evt_b", 10)},
+			answer: func(call int, entries []snstypes.PublishBatchRequestEntry) (*sns.PublishBatchOutput, error) {
+				out := allPublished(entries[1:])
+				out.Failed = []snstypes.BatchResultErrorEntry{{Id: entries[0].Id, Code: aws.String("InvalidParameter"), Message: aws.String("refused"), SenderFault: true}}
+				return out, nil
+			},
+			wantFailed: []string{"evt_a", "evt_huge"},
+			wantKind:   fault.Permanent,
+			wantCalls:  []int{2},
+		},
+		{
 			name:      "a call carries no more than 256 KiB in total",
 			msgs:      []store.Message{bigBody("evt_a", 100_000), bigBody("evt_b", 100_000), bigBody("evt_c", 100_000), bigBody("evt_d", 10)},
 			wantCalls: []int{2, 2},
