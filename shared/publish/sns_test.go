@@ -4,60 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/churnsignal/churnsignal/shared/awstest"
 	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
-
-// skippedMoto makes the missing-emulator skip announce itself once, so it shows without -v.
-var skippedMoto sync.Once
-
-// motoConfig returns an AWS config pointed at moto_server through AWS_ENDPOINT_URL. Without it
-// the test skips, saying so once; with CHURNSIGNAL_REQUIRE_EMULATORS=1 (CI) it fails instead.
-func motoConfig(t *testing.T) aws.Config {
-	t.Helper()
-	if os.Getenv("AWS_ENDPOINT_URL") == "" {
-		const why = "AWS_ENDPOINT_URL is not set: SNS publisher tests need moto_server (moto_server -p 5000 & and AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test)"
-		if os.Getenv("CHURNSIGNAL_REQUIRE_EMULATORS") != "" {
-			t.Fatal(why)
-		}
-		skippedMoto.Do(func() {
-			var w io.Writer = os.Stderr
-			if f, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
-				defer f.Close()
-				w = f
-			}
-			fmt.Fprintln(w, "churnsignal: SKIP "+why)
-		})
-		t.Skip(why)
-	}
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-// uniqueName keeps runs against one long-lived moto_server apart.
-func uniqueName(t *testing.T) string {
-	return fmt.Sprintf("churnsignal-test-%d", time.Now().UnixNano())
-}
 
 // subscribedQueue creates a topic and an SQS queue subscribed to it with raw message delivery
 // and the filter policy, and returns the topic ARN and the queue URL.
@@ -65,7 +27,7 @@ func subscribedQueue(t *testing.T, cfg aws.Config, policy string) (string, strin
 	t.Helper()
 	ctx := context.Background()
 	sn, sq := sns.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
-	name := uniqueName(t)
+	name := awstest.Name("churnsignal-test")
 	topic, err := sn.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +103,7 @@ func event(id, typ, kind, band, segment string) store.Message {
 }
 
 func TestSNSDeliversOnlyTheEventsASubscriptionFiltersForWithTheirAttributesAndExactBody(t *testing.T) {
-	cfg := motoConfig(t)
+	cfg := awstest.Config(t)
 	topic, queue := subscribedQueue(t, cfg, `{"kind":["involuntary"],"band":["BAD"]}`)
 	p := NewSNS(sns.NewFromConfig(cfg), topic)
 
@@ -221,7 +183,7 @@ func TestSNSDeliversOnlyTheEventsASubscriptionFiltersForWithTheirAttributesAndEx
 }
 
 func TestSNSReportsExactlyTheEntryMotoRefusedInABatch(t *testing.T) {
-	cfg := motoConfig(t)
+	cfg := awstest.Config(t)
 	topic, queue := subscribedQueue(t, cfg, `{"kind":["involuntary"]}`)
 	// Allow a 1 MiB message on our side so that SNS itself refuses the entry (its default limit
 	// is 256 KiB) and reports it in the batch's Failed list.
@@ -249,7 +211,7 @@ func TestSNSReportsExactlyTheEntryMotoRefusedInABatch(t *testing.T) {
 }
 
 func TestSNSTreatsAMissingTopicAsTransientAndPublishesOnceItIsBack(t *testing.T) {
-	cfg := motoConfig(t)
+	cfg := awstest.Config(t)
 	ctx := context.Background()
 	topic, queue := subscribedQueue(t, cfg, `{"kind":["involuntary"]}`)
 	sn := sns.NewFromConfig(cfg)

@@ -4,51 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/churnsignal/churnsignal/shared/awstest"
 	"github.com/churnsignal/churnsignal/shared/fault"
 )
-
-// skipped makes the missing-emulator skip announce itself once, so it shows without -v.
-var skipped sync.Once
-
-// motoConfig returns an AWS config pointed at moto_server through AWS_ENDPOINT_URL. Without it
-// the test skips, saying so once; with CHURNSIGNAL_REQUIRE_EMULATORS=1 (CI) it fails instead.
-func motoConfig(t *testing.T) aws.Config {
-	t.Helper()
-	if os.Getenv("AWS_ENDPOINT_URL") == "" {
-		const why = "AWS_ENDPOINT_URL is not set: secret tests need moto_server (moto_server -p 5000 & and AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test)"
-		if os.Getenv("CHURNSIGNAL_REQUIRE_EMULATORS") != "" {
-			t.Fatal(why)
-		}
-		skipped.Do(func() {
-			var w io.Writer = os.Stderr
-			if f, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
-				defer f.Close()
-				w = f
-			}
-			fmt.Fprintln(w, "churnsignal: SKIP "+why)
-		})
-		t.Skip(why)
-	}
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
 
 // env is a fixed environment for one resolution.
 func env(kv ...string) func(string) string {
@@ -74,7 +43,7 @@ func (c *countingSSM) GetParameter(ctx context.Context, in *ssm.GetParameterInpu
 }
 
 func TestResolveReadsSecretsFromParameterStoreSecretsManagerOrThePlainVariable(t *testing.T) {
-	cfg := motoConfig(t)
+	cfg := awstest.Config(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("/churnsignal-test-%d", time.Now().UnixNano())
 	const (
@@ -199,7 +168,7 @@ func TestResolveReadsSecretsFromParameterStoreSecretsManagerOrThePlainVariable(t
 }
 
 func TestResolveReadsEachParameterOnce(t *testing.T) {
-	cfg := motoConfig(t)
+	cfg := awstest.Config(t)
 	ctx := context.Background()
 	name := fmt.Sprintf("/churnsignal-test-%d/shared", time.Now().UnixNano())
 	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{
