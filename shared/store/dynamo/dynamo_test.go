@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -48,7 +50,11 @@ func client(t *testing.T) *dynamodb.Client {
 		})
 		t.Skip(why)
 	}
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(envOr("AWS_REGION", "us-east-1")),
+	// moto_server is not thread-safe: a transaction rolls back by restoring a copy of the table,
+	// which can undo another request's write or fail copying it (a 500). One connection makes
+	// it serve one request at a time, so the suite tests this adapter, not moto's races.
+	serial := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.MaxConnsPerHost = 1 })
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(envOr("AWS_REGION", "us-east-1")), config.WithHTTPClient(serial),
 		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: envOr("AWS_ACCESS_KEY_ID", "test"), SecretAccessKey: envOr("AWS_SECRET_ACCESS_KEY", "test")}, nil
 		})))
