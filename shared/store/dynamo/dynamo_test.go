@@ -372,3 +372,43 @@ func TestOutboxItemsOfAnAccountSortInCommitOrder(t *testing.T) {
 		t.Errorf("outbox attributes lost: %v", out.Items[1]["attrs"])
 	}
 }
+
+// counting counts the write calls that reach the client.
+type counting struct {
+	API
+	puts, transactions atomic.Int32
+}
+
+func (c *counting) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.puts.Add(1)
+	return c.API.PutItem(ctx, in, opts...)
+}
+
+func (c *counting) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	c.transactions.Add(1)
+	return c.API.TransactWriteItems(ctx, in, opts...)
+}
+
+func TestASingleItemCommitIsAPlainConditionalPutAtHalfTheCost(t *testing.T) {
+	db := client(t)
+	c := &counting{API: db}
+	s := New(c, freshTable(t, db))
+	exp := time.Now().Add(time.Hour)
+	mustCommit(t, s, store.Tx{Markers: []store.Marker{{Key: "msg:1", Expires: exp}}})
+	err := s.Commit(ctx, store.Tx{Markers: []store.Marker{{Key: "msg:1", Expires: exp}}})
+	var ce *store.ConflictError
+	if !errors.As(err, &ce) || ce.On != store.OnMarker || ce.Key != "msg:1" {
+		t.Errorf("marking a live marker again with a plain put: %v, want a conflict on marker msg:1", err)
+	}
+	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: acct("acme", 50, account.BandNormal)}}})
+	if err := s.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: acct("acme", 50, account.BandNormal), Expect: 3}}}); !errors.As(err, &ce) || ce.On != store.OnAccount {
+		t.Errorf("a stale single put: %v, want a conflict on the account", err)
+	}
+	if c.puts.Load() != 4 || c.transactions.Load() != 0 {
+		t.Errorf("4 one-item commits made %d PutItem and %d TransactWriteItems calls, want 4 and 0", c.puts.Load(), c.transactions.Load())
+	}
+	mustCommit(t, s, store.Tx{Markers: []store.Marker{{Key: "msg:2", Expires: exp}, {Key: "msg:3", Expires: exp}}})
+	if c.transactions.Load() != 1 {
+		t.Errorf("a two-item commit made %d transactions, want 1", c.transactions.Load())
+	}
+}
