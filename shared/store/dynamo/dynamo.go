@@ -271,6 +271,10 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 	if t.Size() == 0 {
 		return nil
 	}
+	t, guard, err := distinct(t)
+	if err != nil {
+		return err
+	}
 	now := s.now()
 	var items []types.TransactWriteItem
 	var whats []what
@@ -328,16 +332,7 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 			item["pending"] = boolean(true)
 		}
 		put := &types.Put{TableName: &s.table, Item: item}
-		switch {
-		case l.Force:
-		case l.Expect == "":
-			put.ConditionExpression = aws.String("attribute_not_exists(#pk)")
-			put.ExpressionAttributeNames = map[string]string{"#pk": attrPK}
-		default:
-			put.ConditionExpression = aws.String("#a = :a")
-			put.ExpressionAttributeNames = map[string]string{"#a": "acct"}
-			put.ExpressionAttributeValues = map[string]types.AttributeValue{":a": str(l.Expect)}
-		}
+		put.ConditionExpression, put.ExpressionAttributeNames, put.ExpressionAttributeValues = linkCondition(l)
 		if err := add(types.TransactWriteItem{Put: put}, what{store.OnLink, l.Key}, item); err != nil {
 			return err
 		}
@@ -357,6 +352,9 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 	}
 	for _, k := range t.Unlink {
 		d := &types.Delete{TableName: &s.table, Key: key(linkKey(k))}
+		if l, ok := guard[k]; ok {
+			d.ConditionExpression, d.ExpressionAttributeNames, d.ExpressionAttributeValues = linkCondition(l)
+		}
 		if err := add(types.TransactWriteItem{Delete: d}, what{store.OnLink, k}, nil); err != nil {
 			return err
 		}
@@ -378,7 +376,7 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 	if len(items) == 1 {
 		return s.single(ctx, items[0], whats[0])
 	}
-	_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err == nil {
 		return nil
 	}
@@ -387,6 +385,123 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 		return cancelled(tce, whats)
 	}
 	return classify("dynamo: commit", err)
+}
+
+// linkCondition is the compare-and-set condition of l: none when forced, "no link yet" when
+// it expects none, else "the link points at Expect".
+func linkCondition(l store.Link) (*string, map[string]string, map[string]types.AttributeValue) {
+	switch {
+	case l.Force:
+		return nil, nil, nil
+	case l.Expect == "":
+		return aws.String("attribute_not_exists(#pk)"), map[string]string{"#pk": attrPK}, nil
+	default:
+		return aws.String("#a = :a"), map[string]string{"#a": "acct"}, map[string]types.AttributeValue{":a": str(l.Expect)}
+	}
+}
+
+// distinct returns t with every item named once, since a transaction may not touch an item
+// twice, keeping what bolt does with the same Tx (every condition checked against the stored
+// state, then the writes in order): a repeated marker is written once with the later expiry,
+// a repeated history point, held message or unlink once (the last), a repeated link once
+// with the values of the last and the one condition all its copies share. A link that is also
+// unlinked ends deleted: its put is dropped and its condition returned in guard for the
+// delete. Copies whose conditions cannot all hold (one account expected at two versions, one
+// link at two targets) are the conflict bolt would report.
+func distinct(t store.Tx) (store.Tx, map[string]store.Link, error) {
+	out := t
+	seenAcct := map[string]int{}
+	out.Accounts = nil
+	for _, p := range t.Accounts {
+		if i, ok := seenAcct[p.Account.ID]; ok {
+			if out.Accounts[i].Expect != p.Expect {
+				return t, nil, &store.ConflictError{On: store.OnAccount, Key: p.Account.ID}
+			}
+			out.Accounts[i] = p
+			continue
+		}
+		seenAcct[p.Account.ID] = len(out.Accounts)
+		out.Accounts = append(out.Accounts, p)
+	}
+	seenMarker := map[string]int{}
+	out.Markers = nil
+	for _, m := range t.Markers {
+		if i, ok := seenMarker[m.Key]; ok {
+			if m.Expires.After(out.Markers[i].Expires) {
+				out.Markers[i] = m
+			}
+			continue
+		}
+		seenMarker[m.Key] = len(out.Markers)
+		out.Markers = append(out.Markers, m)
+	}
+	unlinked := map[string]bool{}
+	out.Unlink = nil
+	for _, k := range t.Unlink {
+		if !unlinked[k] {
+			unlinked[k] = true
+			out.Unlink = append(out.Unlink, k)
+		}
+	}
+	var guard map[string]store.Link
+	seenLink := map[string]int{}
+	out.Links = nil
+	for _, l := range t.Links {
+		i, ok := seenLink[l.Key]
+		if !ok {
+			seenLink[l.Key] = len(out.Links)
+			out.Links = append(out.Links, l)
+			continue
+		}
+		prev := out.Links[i]
+		switch {
+		case l.Force:
+			l.Force, l.Expect = prev.Force, prev.Expect
+		case !prev.Force && prev.Expect != l.Expect:
+			return t, nil, &store.ConflictError{On: store.OnLink, Key: l.Key}
+		}
+		out.Links[i] = l
+	}
+	if len(unlinked) > 0 {
+		kept := out.Links[:0:0]
+		for _, l := range out.Links {
+			if !unlinked[l.Key] {
+				kept = append(kept, l)
+				continue
+			}
+			if !l.Force {
+				if guard == nil {
+					guard = map[string]store.Link{}
+				}
+				guard[l.Key] = l
+			}
+		}
+		out.Links = kept
+	}
+	type heldKey struct{ user, msg string }
+	seenHeld := map[heldKey]bool{}
+	out.Release = nil
+	for _, h := range t.Release {
+		if k := (heldKey{h.User, h.MessageID}); !seenHeld[k] {
+			seenHeld[k] = true
+			out.Release = append(out.Release, h)
+		}
+	}
+	type day struct {
+		acct string
+		day  int32
+	}
+	seenDay := map[day]int{}
+	out.History = nil
+	for _, p := range t.History {
+		if i, ok := seenDay[day{p.Account, p.Day}]; ok {
+			out.History[i] = p
+			continue
+		}
+		seenDay[day{p.Account, p.Day}] = len(out.History)
+		out.History = append(out.History, p)
+	}
+	return out, guard, nil
 }
 
 // single writes a one-item Tx as a plain conditional PutItem or DeleteItem, which costs half
@@ -398,7 +513,8 @@ func (s *Store) single(ctx context.Context, it types.TransactWriteItem, w what) 
 			ExpressionAttributeNames: p.ExpressionAttributeNames, ExpressionAttributeValues: p.ExpressionAttributeValues})
 	} else {
 		d := it.Delete
-		_, err = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: d.TableName, Key: d.Key})
+		_, err = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: d.TableName, Key: d.Key, ConditionExpression: d.ConditionExpression,
+			ExpressionAttributeNames: d.ExpressionAttributeNames, ExpressionAttributeValues: d.ExpressionAttributeValues})
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

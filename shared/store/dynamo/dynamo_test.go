@@ -23,6 +23,7 @@ import (
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
+	"github.com/churnsignal/churnsignal/shared/store/bolt"
 	"github.com/churnsignal/churnsignal/shared/store/storetest"
 )
 
@@ -410,5 +411,70 @@ func TestASingleItemCommitIsAPlainConditionalPutAtHalfTheCost(t *testing.T) {
 	mustCommit(t, s, store.Tx{Markers: []store.Marker{{Key: "msg:2", Expires: exp}, {Key: "msg:3", Expires: exp}}})
 	if c.transactions.Load() != 1 {
 		t.Errorf("a two-item commit made %d transactions, want 1", c.transactions.Load())
+	}
+}
+
+// TestATransactionNamingAnItemTwiceCommitsAsBoltDoes runs the same commits on bolt and on
+// DynamoDB, which refuses a transaction that touches one item twice: the adapter must write
+// such a Tx once per item, with the outcome bolt gives.
+func TestATransactionNamingAnItemTwiceCommitsAsBoltDoes(t *testing.T) {
+	db := client(t)
+	exp := time.Now().Add(time.Hour)
+	later := exp.Add(time.Hour)
+	tests := []struct {
+		name string
+		tx   store.Tx
+	}{
+		{"the same marker twice", store.Tx{Markers: []store.Marker{{Key: "msg:1", Expires: exp}, {Key: "msg:1", Expires: later}}}},
+		{"the same day's point twice", store.Tx{History: []store.Point{{Account: "acme", Day: 10, Score: 50, Band: account.BandNormal, Expires: exp},
+			{Account: "acme", Day: 10, Score: 20, Band: account.BandBad, Expires: exp}}}},
+		{"a link that is also unlinked", store.Tx{Links: []store.Link{{Key: "user:u1", Account: "acme"}}, Unlink: []string{"user:u1", "user:u0"}}},
+		{"a link unlinked whose condition fails", store.Tx{Links: []store.Link{{Key: "user:u0", Account: "globex"}}, Unlink: []string{"user:u0"}}},
+		{"a held message released twice", store.Tx{Release: []store.Held{{User: "u", MessageID: "m1"}, {User: "u", MessageID: "m1"}},
+			Markers: []store.Marker{{Key: "msg:1", Expires: exp}}}},
+		{"one link forced and expected", store.Tx{Links: []store.Link{{Key: "user:u0", Account: "globex", Force: true}, {Key: "user:u0", Account: "initech", Expect: "acme"}}}},
+		{"one link expected at two targets", store.Tx{Links: []store.Link{{Key: "user:u0", Account: "globex", Expect: "acme"}, {Key: "user:u0", Account: "initech", Expect: "globex"}}}},
+		{"one account at two versions", store.Tx{Accounts: []store.Put{{Account: acct("acme", 50, account.BandNormal), Expect: 1}, {Account: acct("acme", 40, account.BandBad)}}}},
+	}
+	observe := func(s store.Store, err error) string {
+		seen, _ := s.Seen(ctx, []string{"msg:1"})
+		links, _ := s.Links(ctx, []string{"user:u0", "user:u1"})
+		hist, _ := s.History(ctx, "acme", 0, 100)
+		held, _ := s.Held(ctx, "u")
+		a, _ := s.Get(ctx, "acme")
+		var days []string
+		for _, p := range hist {
+			days = append(days, fmt.Sprintf("%d:%d:%s", p.Day, p.Score, p.Band))
+		}
+		return fmt.Sprintf("conflict %v, seen %v, links %v, history %v, held %d, account v%d score %d",
+			errors.Is(err, store.ErrConflict), seen, links, days, len(held), a.Version, a.Health.Score)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := bolt.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			d := New(db, freshTable(t, db))
+			var got [2]string
+			for i, s := range []store.Store{b, d} {
+				if err := s.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: acct("acme", 60, account.BandNormal)}},
+					Links: []store.Link{{Key: "user:u0", Account: "acme"}}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Hold(ctx, store.Held{User: "u", MessageID: "m1", Body: []byte(`{}`), At: time.Now(), Expires: exp}); err != nil {
+					t.Fatal(err)
+				}
+				err := s.Commit(ctx, tt.tx)
+				if err != nil && !errors.Is(err, store.ErrConflict) {
+					t.Fatalf("store %d: %v", i, err)
+				}
+				got[i] = observe(s, err)
+			}
+			if got[0] != got[1] {
+				t.Errorf("bolt:   %s\ndynamo: %s", got[0], got[1])
+			}
+		})
 	}
 }
