@@ -262,6 +262,7 @@ func TestThrottlingIsTransientAndValidationPermanent(t *testing.T) {
 		{"a transaction cancelled over provisioned throughput", reasons("ProvisionedThroughputExceeded", "None"), fault.Transient},
 		{"a transaction in conflict with another", reasons("None", "TransactionConflict"), fault.Conflict},
 		{"a validation error", throttled("ValidationException"), fault.Permanent},
+		{"an item DynamoDB finds too large", &smithy.GenericAPIError{Code: "ValidationException", Message: "Item size has exceeded the maximum allowed size"}, fault.Permanent},
 		{"a transaction cancelled by validation", reasons("ValidationError", "None"), fault.Permanent},
 		{"a timeout", context.DeadlineExceeded, fault.Transient},
 	}
@@ -276,6 +277,9 @@ func TestThrottlingIsTransientAndValidationPermanent(t *testing.T) {
 			err := s.Commit(ctx, tx)
 			if got := fault.KindOf(err); got != tt.want {
 				t.Errorf("Commit failing with %v: kind %v (%v), want %v", tt.err, got, err, tt.want)
+			}
+			if strings.Contains(tt.err.Error(), "maximum allowed size") && !errors.Is(err, store.ErrTooLarge) {
+				t.Errorf("Commit refused for size: %v, want store.ErrTooLarge", err)
 			}
 			if tt.want == fault.Conflict {
 				var ce *store.ConflictError

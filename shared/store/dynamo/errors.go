@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 
 	"github.com/aws/smithy-go"
 
 	"github.com/churnsignal/churnsignal/shared/fault"
+	"github.com/churnsignal/churnsignal/shared/store"
 )
 
 // classify gives a DynamoDB error its kind, in one place: throttling, capacity and service
@@ -25,6 +27,11 @@ func classify(op string, err error) error {
 			"InternalServerError", "ServiceUnavailable", "TransactionInProgressException", "LimitExceededException":
 			return fault.E(op, fault.Transient, err)
 		case "ValidationException", "ItemCollectionSizeLimitExceededException":
+			if strings.Contains(strings.ToLower(api.ErrorMessage()), "size") {
+				// The adapter measures items before sending; should DynamoDB count a few bytes
+				// more, the caller still sees the limit, not an unexplained refusal.
+				return fault.E(op, fault.Permanent, store.TooLarge("%v", err))
+			}
 			return fault.E(op, fault.Permanent, err)
 		case "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException":
 			return fault.E(op, fault.Internal, err)
