@@ -180,7 +180,7 @@ func decodeAccount(item map[string]types.AttributeValue) (*account.Account, erro
 
 // Seen implements store.Store: one strongly consistent BatchGetItem per 100 keys.
 func (s *Store) Seen(ctx context.Context, keys []string) (map[string]bool, error) {
-	items, err := s.batchGet(ctx, "seen", keys, markerKey, true, nil)
+	items, err := s.batchGet(ctx, "seen", keys, markerKey, true)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +196,7 @@ func (s *Store) Seen(ctx context.Context, keys []string) (map[string]bool, error
 
 // Links implements store.Store: one strongly consistent BatchGetItem per 100 keys.
 func (s *Store) Links(ctx context.Context, keys []string) (map[string]store.Target, error) {
-	items, err := s.batchGet(ctx, "links", keys, linkKey, true, nil)
+	items, err := s.batchGet(ctx, "links", keys, linkKey, true)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (s *Store) Links(ctx context.Context, keys []string) (map[string]store.Targ
 // batchGet reads the items of keys (made into table keys by keyOf), 100 per request,
 // requesting UnprocessedKeys again with a doubling pause, at most s.retries times. It returns
 // the items found by the key that asked for them.
-func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf func(string) (string, string), consistent bool, projection *string) (map[string]map[string]types.AttributeValue, error) {
+func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf func(string) (string, string), consistent bool) (map[string]map[string]types.AttributeValue, error) {
 	byPK := map[string]string{}
 	var uniq []string
 	for _, k := range keys {
@@ -227,7 +227,7 @@ func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf fu
 	found := make(map[string]map[string]types.AttributeValue, len(uniq))
 	for start := 0; start < len(uniq); start += 100 {
 		chunk := uniq[start:min(start+100, len(uniq))]
-		req := &types.KeysAndAttributes{ConsistentRead: aws.Bool(consistent), ProjectionExpression: projection}
+		req := &types.KeysAndAttributes{ConsistentRead: aws.Bool(consistent)}
 		for _, k := range chunk {
 			req.Keys = append(req.Keys, key(keyOf(k)))
 		}
@@ -478,11 +478,11 @@ func distinct(t store.Tx) (store.Tx, map[string]store.Link, error) {
 		}
 		out.Links = kept
 	}
-	type heldKey struct{ user, msg string }
-	seenHeld := map[heldKey]bool{}
+	type heldID struct{ user, msg string }
+	seenHeld := map[heldID]bool{}
 	out.Release = nil
 	for _, h := range t.Release {
-		if k := (heldKey{h.User, h.MessageID}); !seenHeld[k] {
+		if k := (heldID{h.User, h.MessageID}); !seenHeld[k] {
 			seenHeld[k] = true
 			out.Release = append(out.Release, h)
 		}
@@ -900,7 +900,7 @@ func (s *Store) Scan(ctx context.Context, shard, shards int, cursor string, limi
 	for i, r := range refs {
 		ids[i] = strings.TrimPrefix(r.pk, "A#")
 	}
-	items, err := s.batchGet(ctx, "scan", ids, accountKey, false, nil)
+	items, err := s.batchGet(ctx, "scan", ids, accountKey, false)
 	if err != nil {
 		return nil, "", err
 	}
