@@ -831,3 +831,41 @@ func TestParametersNameSecretsAndNeverHoldThem(t *testing.T) {
 		}
 	}
 }
+
+// timeout is a function's timeout in seconds: its own, else Globals'.
+func timeout(tpl template, f function) float64 {
+	if t, ok := f.res.Properties["Timeout"].(float64); ok {
+		return t
+	}
+	t, _ := dig(tpl.Globals, "Function")["Timeout"].(float64)
+	return t
+}
+
+func TestQueuesOutwaitTheirConsumersAndRecomputeFinishesInsideItsTimeout(t *testing.T) {
+	tpl := load(t)
+	fns := functions(t, tpl)
+	for name, f := range fns {
+		for _, e := range events(f)["SQS"] {
+			q := ref(e["Queue"])
+			// Lambda refuses a mapping whose queue would show a message again while the
+			// function still works on it.
+			vis, _ := tpl.Resources[q].Properties["VisibilityTimeout"].(float64)
+			if vis < timeout(tpl, f) {
+				t.Errorf("%s: queue %s hides a message for %v s, less than the function's %v s timeout", name, q, vis, timeout(tpl, f))
+			}
+		}
+	}
+	budget := tpl.Parameters[ref(fns["recompute"].env["RECOMPUTE_BUDGET_SECONDS"])]
+	if max, _ := budget["MaxValue"].(float64); max == 0 || max >= timeout(tpl, fns["recompute"]) {
+		t.Errorf("RECOMPUTE_BUDGET_SECONDS may reach %v s, recompute's timeout is %v s: the worker would be cut off before re-enqueuing its cursor", budget["MaxValue"], timeout(tpl, fns["recompute"]))
+	}
+	shards := tpl.Parameters[ref(fns["recompute"].env["RECOMPUTE_SHARDS"])]
+	for _, v := range list(shards["AllowedValues"]) {
+		if n, _ := v.(float64); n < 1 || 256%int(n) != 0 {
+			t.Errorf("RECOMPUTE_SHARDS allows %v, which does not divide the store's 256 shards", v)
+		}
+	}
+	if len(list(shards["AllowedValues"])) == 0 {
+		t.Error("RECOMPUTE_SHARDS takes any number; it must divide 256")
+	}
+}
