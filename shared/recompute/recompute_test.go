@@ -226,8 +226,12 @@ func TestFailingJobsAreReportedAsBatchItemFailures(t *testing.T) {
 	for i := range 150 {
 		st.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: account.New(fmt.Sprintf("acct-%03d", i), created)}}})
 	}
-	down := sqsFunc(func(*sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) { return nil, errors.New("connection refused") })
-	up := sqsFunc(func(in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) { return &sqs.SendMessageBatchOutput{}, nil })
+	down := sqsFunc(func(*sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+		return nil, errors.New("connection refused")
+	})
+	up := sqsFunc(func(in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+		return &sqs.SendMessageBatchOutput{}, nil
+	})
 	job := func(j Job) string { b, _ := json.Marshal(j); return string(b) }
 	tests := []struct {
 		name   string
