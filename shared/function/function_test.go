@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -118,4 +117,3 @@ func TestARequestTheAdapterCannotReadIsAnswered400(t *testing.T) {
 		t.Errorf("got %d, %v; want a 400 answer, not a failed invocation", resp.StatusCode, err)
 	}
 }
-
