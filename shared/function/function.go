@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/churnsignal/churnsignal/shared/fault"
@@ -141,10 +143,32 @@ func Load(function string, getenv func(string) string) (Env, error) {
 }
 
 // Logger returns the function's logger: slog JSON on stderr at env's level, every line
-// naming the function.
+// naming the function and, inside an invocation, its Lambda request id.
 func Logger(env Env) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: env.LogLevel})).With("function", env.Function)
+	return NewLogger(os.Stderr, env)
 }
+
+// NewLogger is Logger writing to w.
+func NewLogger(w io.Writer, env Env) *slog.Logger {
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: env.LogLevel})
+	return slog.New(requestID{h}).With("function", env.Function)
+}
+
+// requestID adds the Lambda request id of the record's context, when there is one.
+type requestID struct{ slog.Handler }
+
+func (h requestID) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		r.AddAttrs(slog.String("request_id", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestID) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestID{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestID) WithGroup(name string) slog.Handler { return requestID{h.Handler.WithGroup(name)} }
 
 // Exit logs why the function cannot start and exits with status 1, which Lambda reports as an
 // init error; main calls it, never a handler.

@@ -1,7 +1,9 @@
 package function
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -115,5 +119,33 @@ func TestARequestTheAdapterCannotReadIsAnswered400(t *testing.T) {
 	resp, err := h(context.Background(), req)
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("got %d, %v; want a 400 answer, not a failed invocation", resp.StatusCode, err)
+	}
+}
+
+func TestALogLineInsideAnInvocationCarriesTheRequestIDAndNoPayload(t *testing.T) {
+	var buf bytes.Buffer
+	log := NewLogger(&buf, Env{Function: StripeWebhook, LogLevel: slog.LevelInfo})
+	h := HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.InfoContext(r.Context(), "request", "status", 200)
+		w.WriteHeader(http.StatusOK)
+	}), log)
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "c6af9ac6-7b61-11e6-9a41-93e812345678"})
+	req := v2Request("POST", "/webhooks/stripe", nil, []byte(`{"secret":"payload"}`))
+	if _, err := h(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log %q is not one JSON line: %v", buf.String(), err)
+	}
+	if line["request_id"] != "c6af9ac6-7b61-11e6-9a41-93e812345678" || line["function"] != StripeWebhook {
+		t.Errorf("log line %v, want the request id and the function", line)
+	}
+	if strings.Contains(buf.String(), "payload") {
+		t.Errorf("log line %q holds the payload", buf.String())
+	}
+	log.Debug("hidden")
+	if strings.Contains(buf.String(), "hidden") {
+		t.Error("a debug line was written at level info")
 	}
 }
