@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/churnsignal/churnsignal/shared/awstest"
 )
 
-// MaxBinaryBytes is the size a function's bootstrap must stay under (stripped, trimmed).
+// maxBinaryBytes is the size a function's bootstrap must stay under (stripped, trimmed).
 const maxBinaryBytes = 15 << 20
 
 // functionDirs returns the module root and the names of the directories under functions/.
@@ -100,5 +102,25 @@ func TestAFunctionStartedWithoutItsEnvironmentFailsInitNamingWhatIsMissing(t *te
 				t.Errorf("init failure %q is not a JSON log line at ERROR", stderr.String())
 			}
 		})
+	}
+}
+
+func TestAFunctionWhoseSecretParameterDoesNotExistFailsInitNamingIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	awstest.Config(t)
+	root, _ := functionDirs(t)
+	cmd := exec.Command(build(t, root, StripeWebhook, runtime.GOOS, runtime.GOARCH))
+	cmd.Env = append(os.Environ(), "TABLE_NAME=churnsignal", "STRIPE_WEBHOOK_SECRET_PARAM=/churnsignal/no-such-parameter")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if _, ok := cmd.Run().(*exec.ExitError); !ok {
+		t.Fatal("the function started without its secret")
+	}
+	for _, want := range []string{"STRIPE_WEBHOOK_SECRET", "/churnsignal/no-such-parameter"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("init failure %q does not name %s", stderr.String(), want)
+		}
 	}
 }
