@@ -17,14 +17,18 @@ type BatchPublisher interface {
 	PublishBatch(ctx context.Context, msgs []store.Message) (failed []string, err error)
 }
 
-// OutboxDeleter removes outbox items once they are published; *dynamo.Store implements it.
-type OutboxDeleter interface {
+// StreamOutbox is what Stream needs of the table whose stream it reads; *dynamo.Store
+// implements it.
+type StreamOutbox interface {
+	// OutboxPending reports which keys still name an item: one deleted was published.
+	OutboxPending(ctx context.Context, keys []dynamo.OutboxKey) (map[dynamo.OutboxKey]bool, error)
+	// DeleteOutbox removes published items.
 	DeleteOutbox(ctx context.Context, keys []dynamo.OutboxKey) error
 }
 
 var (
 	_ BatchPublisher = (*SNS)(nil)
-	_ OutboxDeleter  = (*dynamo.Store)(nil)
+	_ StreamOutbox   = (*dynamo.Store)(nil)
 )
 
 // Stream publishes the outbox items a DynamoDB stream delivers (the publisher function on
@@ -32,13 +36,15 @@ var (
 // is deleted once published.
 type Stream struct {
 	Publisher BatchPublisher
-	Outbox    OutboxDeleter
+	Outbox    StreamOutbox
 	Log       *slog.Logger
 }
 
 // Handle publishes one stream batch. Records that are not inserts of outbox items (the
 // function's event filter should already drop them) are skipped, and so is an outbox image that
-// does not decode (it never will; TTL removes the item). When messages fail to publish, the
+// does not decode (it never will; TTL removes the item), and so is a record whose item is gone:
+// it was published and deleted before (a batch delivered again from an earlier failure), so
+// its message is not sent twice. When messages fail to publish, the
 // response names the lowest sequence number among their records: Lambda delivers the batch
 // again from that record, so the failed items are published later and the ones after it again
 // (at-least-once; consumers deduplicate on the stable event id). A failed delete is only
@@ -71,6 +77,23 @@ func (s *Stream) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.Dy
 		}
 		msgs, records, keys = append(msgs, m), append(records, r), append(keys, k)
 	}
+	done := 0
+	if len(keys) > 0 {
+		// A failed check publishes everything: a duplicate is better than a stalled stream.
+		if pending, err := s.Outbox.OutboxPending(ctx, keys); err != nil {
+			log.Warn("could not check which outbox items are still pending; publishing every record", "err", err.Error())
+		} else {
+			n := 0
+			for i := range msgs {
+				if pending[keys[i]] {
+					msgs[n], records[n], keys[n] = msgs[i], records[i], keys[i]
+					n++
+				}
+			}
+			done = len(msgs) - n
+			msgs, records, keys = msgs[:n], records[:n], keys[:n]
+		}
+	}
 
 	var failedIDs []string
 	var pubErr error
@@ -101,7 +124,7 @@ func (s *Stream) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.Dy
 	if lowest != "" {
 		resp.BatchItemFailures = []events.DynamoDBBatchItemFailure{{ItemIdentifier: lowest}}
 	}
-	attrs := []slog.Attr{slog.Int("records", len(ev.Records)), slog.Int("skipped", skipped),
+	attrs := []slog.Attr{slog.Int("records", len(ev.Records)), slog.Int("skipped", skipped), slog.Int("already_published", done),
 		slog.Int("published", len(published)), slog.Int("failed", len(failedIDs)),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)}
 	level := slog.LevelInfo

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -91,7 +93,7 @@ func TestStreamRecordsOfNewOutboxItemsArePublishedWithTheirAttributesAndTheItems
 	}
 }
 
-func TestAnSNSFailureLeavesTheOutboxItemAndReportsItsRecordForALaterPublish(t *testing.T) {
+func TestAnSNSFailureLeavesTheOutboxItemForALaterPublishThatHappensOnce(t *testing.T) {
 	cfg := awstest.Config(t)
 	ctx := context.Background()
 	m := event("evt_later", "churn_risk.raised", "involuntary", "BAD", "x")
@@ -137,7 +139,18 @@ func TestAnSNSFailureLeavesTheOutboxItemAndReportsItsRecordForALaterPublish(t *t
 	if left := outbox(t, db, table); len(left) != 0 {
 		t.Errorf("%d outbox items left after publishing", len(left))
 	}
+
+	// Delivered once more (a later record of the batch failed): the item is gone, so nothing is
+	// published twice.
+	if resp, _ = s.Handle(ctx, events.DynamoDBEvent{Records: records}); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("redelivery reported %+v", resp.BatchItemFailures)
+	}
+	if got := drain(t, cfg, queue); len(got) != 0 {
+		t.Errorf("a redelivered record published %d messages again", len(got))
+	}
 }
+
+var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
 
 // fakeBatch fails the ids in fail; fakeDeleter records what it deletes.
 type fakeBatch struct{ fail []string }
@@ -158,6 +171,21 @@ func (f fakeBatch) PublishBatch(_ context.Context, msgs []store.Message) ([]stri
 type fakeDeleter struct {
 	deleted []string
 	err     error
+	gone    []string // sort keys of items deleted before
+	down    bool     // OutboxPending fails
+}
+
+func (f *fakeDeleter) OutboxPending(_ context.Context, keys []dynamo.OutboxKey) (map[dynamo.OutboxKey]bool, error) {
+	if f.down {
+		return nil, errors.New("throttled")
+	}
+	out := map[dynamo.OutboxKey]bool{}
+	for _, k := range keys {
+		if !slices.Contains(f.gone, k.SK) {
+			out[k] = true
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeDeleter) DeleteOutbox(_ context.Context, keys []dynamo.OutboxKey) error {
@@ -184,19 +212,21 @@ func TestStreamReportsTheLowestFailedSequenceNumberAndDeletesOnlyWhatWasPublishe
 	tests := []struct {
 		name        string
 		fail        []string
-		deleteErr   error
+		outbox      fakeDeleter
 		wantFailure string
 		wantDeleted []string
 	}{
-		{"everything published: nothing reported, every item deleted", nil, nil, "", []string{"a", "b", "c", "d"}},
-		{"two failures: the lower sequence number (99, not 100) is reported", []string{"c", "b"}, nil, "99", []string{"a", "d"}},
-		{"a failure past the shorter numbers: 100 is above 99", []string{"c"}, nil, "100", []string{"a", "b", "d"}},
-		{"a failed delete is not a failed record (TTL removes the item)", nil, errors.New("throttled"), "", []string{"a", "b", "c", "d"}},
+		{"everything published: nothing reported, every item deleted", nil, fakeDeleter{}, "", []string{"a", "b", "c", "d"}},
+		{"two failures: the lower sequence number (99, not 100) is reported", []string{"c", "b"}, fakeDeleter{}, "99", []string{"a", "d"}},
+		{"a failure past the shorter numbers: 100 is above 99", []string{"c"}, fakeDeleter{}, "100", []string{"a", "b", "d"}},
+		{"a failed delete is not a failed record (TTL removes the item)", nil, fakeDeleter{err: errors.New("throttled")}, "", []string{"a", "b", "c", "d"}},
+		{"records whose items are gone were published before and are not sent again", nil, fakeDeleter{gone: []string{"a", "d"}}, "", []string{"b", "c"}},
+		{"when the pending check fails every record is published", nil, fakeDeleter{down: true, gone: []string{"a"}}, "", []string{"a", "b", "c", "d"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			del := &fakeDeleter{err: tt.deleteErr}
-			s := &Stream{Publisher: fakeBatch{fail: tt.fail}, Outbox: del}
+			del := &tt.outbox
+			s := &Stream{Publisher: fakeBatch{fail: tt.fail}, Outbox: del, Log: quiet}
 			resp, err := s.Handle(context.Background(), events.DynamoDBEvent{Records: records})
 			if err != nil {
 				t.Fatal(err)
@@ -234,7 +264,7 @@ func TestStreamSkipsRecordsThatAreNotNewOutboxItems(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			published := 0
 			del := &fakeDeleter{}
-			s := &Stream{Publisher: batchFunc(func(msgs []store.Message) { published += len(msgs) }), Outbox: del}
+			s := &Stream{Publisher: batchFunc(func(msgs []store.Message) { published += len(msgs) }), Outbox: del, Log: quiet}
 			resp, err := s.Handle(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{tt.record}})
 			if err != nil || len(resp.BatchItemFailures) != 0 || published != 0 || len(del.deleted) != 0 {
 				t.Errorf("published %d, deleted %v, reported %+v, %v; want the record skipped", published, del.deleted, resp.BatchItemFailures, err)

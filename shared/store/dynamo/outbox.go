@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/store"
@@ -85,4 +88,52 @@ func (s *Store) DeleteOutbox(ctx context.Context, keys []OutboxKey) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// OutboxPending reports which of keys still name an outbox item: an item the publisher
+// deleted was published, so a redelivered stream record of it need not be published again.
+// Reads are strongly consistent (a delete just made must show), 100 keys a BatchGetItem,
+// UnprocessedKeys requested again as for every batched read of the store.
+func (s *Store) OutboxPending(ctx context.Context, keys []OutboxKey) (map[OutboxKey]bool, error) {
+	pending := make(map[OutboxKey]bool, len(keys))
+	seen := map[OutboxKey]bool{}
+	var uniq []OutboxKey
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	for start := 0; start < len(uniq); start += 100 {
+		req := types.KeysAndAttributes{ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("pk, sk")}
+		for _, k := range uniq[start:min(start+100, len(uniq))] {
+			req.Keys = append(req.Keys, key(k.PK, k.SK))
+		}
+		todo := map[string]types.KeysAndAttributes{s.table: req}
+		pause := s.backoff
+		for round := 0; ; round++ {
+			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: todo})
+			if err != nil {
+				return nil, classify("dynamo: outbox pending", err)
+			}
+			for _, item := range out.Responses[s.table] {
+				pending[OutboxKey{PK: getS(item, attrPK), SK: getS(item, attrSK)}] = true
+			}
+			left, ok := out.UnprocessedKeys[s.table]
+			if !ok || len(left.Keys) == 0 {
+				break
+			}
+			if round >= s.retries {
+				return nil, fault.New("dynamo: outbox pending", fault.Transient, fmt.Sprintf("%d keys still unprocessed after %d retries", len(left.Keys), s.retries))
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fault.E("dynamo: outbox pending", fault.Transient, ctx.Err())
+			case <-time.After(pause):
+			}
+			pause *= 2
+			todo = map[string]types.KeysAndAttributes{s.table: left}
+		}
+	}
+	return pending, nil
 }

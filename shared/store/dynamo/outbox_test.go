@@ -24,7 +24,7 @@ func outboxItems(t *testing.T, db *dynamodb.Client, table string) []map[string]t
 	return out.Items
 }
 
-func TestAStreamRecordOfAnOutboxItemDecodesToTheCommittedMessageAndDeletesByItsKey(t *testing.T) {
+func TestAStreamRecordOfAnOutboxItemDecodesToTheCommittedMessageAndIsPendingUntilDeleted(t *testing.T) {
 	db := client(t)
 	table := freshTable(t, db)
 	s := New(db, table)
@@ -54,6 +54,15 @@ func TestAStreamRecordOfAnOutboxItemDecodesToTheCommittedMessageAndDeletesByItsK
 			t.Errorf("decoded %+v (body %s), want %+v (body %s)", got, got.Body, messages[i], messages[i].Body)
 		}
 		keys = append(keys, k)
+	}
+	if pending, err := s.OutboxPending(ctx, append(keys, OutboxKey{PK: "O#acme", SK: "999999999999#000"})); err != nil || len(pending) != len(keys) {
+		t.Fatalf("before the delete %v are pending (%v), want the %d items only", pending, err, len(keys))
+	}
+	if err := s.DeleteOutbox(ctx, keys[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := s.OutboxPending(ctx, keys); err != nil || pending[keys[0]] || !pending[keys[1]] {
+		t.Fatalf("after deleting the first, pending %v (%v); want only the second", pending, err)
 	}
 	if err := s.DeleteOutbox(ctx, keys); err != nil {
 		t.Fatal(err)
