@@ -48,6 +48,13 @@ func sample(t *testing.T, kind, name string) []byte {
 // table creates a table with the store's layout on moto and returns the store on it.
 func table(t *testing.T) *dynamo.Store {
 	t.Helper()
+	st, _ := namedTable(t)
+	return st
+}
+
+// namedTable is table, also returning the table's name.
+func namedTable(t *testing.T) (*dynamo.Store, string) {
+	t.Helper()
 	cfg := awstest.Config(t)
 	db := dynamodb.NewFromConfig(cfg)
 	name := awstest.Name("churnsignal-fn")
@@ -55,7 +62,7 @@ func table(t *testing.T) *dynamo.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}) })
-	return dynamo.New(db, name)
+	return dynamo.New(db, name), name
 }
 
 func TestAStripeEventWithABase64BodyAndARotatedSignatureIsAppliedToDynamoDB(t *testing.T) {
