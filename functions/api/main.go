@@ -1,0 +1,30 @@
+// Command api is the Lambda function behind GET /accounts/{id} and GET /accounts; API
+// Gateway's IAM authorizer guards both routes.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/churnsignal/churnsignal/shared/function"
+	"github.com/churnsignal/churnsignal/shared/store/dynamo"
+)
+
+func main() {
+	ctx := context.Background()
+	env, err := function.Load(function.API, os.Getenv)
+	log := function.Logger(env)
+	if err != nil {
+		function.Exit(log, err)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		function.Exit(log, err)
+	}
+	st := dynamo.New(dynamodb.NewFromConfig(cfg), env.Table)
+	lambda.Start(function.APIHandler(st, log))
+}
