@@ -730,6 +730,9 @@ func TestEachFunctionIsTriggeredAsTheContractSays(t *testing.T) {
 	if q := rc["SQS"]; len(q) != 1 || ref(q[0]["Queue"]) != ref(fns["recompute"].env["RECOMPUTE_QUEUE_URL"]) {
 		t.Errorf("recompute SQS events = %v, want one on the queue it enqueues to", q)
 	}
+	if q := rc["SQS"]; len(q) == 1 && !slices.Contains(list(q[0]["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
+		t.Errorf("recompute FunctionResponseTypes = %v, want ReportBatchItemFailures (else a failed job is deleted, not retried)", q[0]["FunctionResponseTypes"])
+	}
 
 	// Every work queue sends what it cannot deliver to a dead-letter queue.
 	for _, q := range []string{ref(product["Queue"]), ref(rc["SQS"][0]["Queue"])} {
