@@ -39,6 +39,9 @@ type ProductResult struct {
 	// the request's error says why. Every other message is final (applied, duplicate, held,
 	// rejected or ignored), so a queue consumer retries only these.
 	Failed []int `json:"-"`
+	// unattributed is set when something failed that no single message stands for (releasing
+	// held messages, marking a membership): a queue consumer then retries every message.
+	unattributed bool
 	// Accounts are the accounts the request wrote to, in first-touched order.
 	Accounts []string `json:"-"`
 }
@@ -97,7 +100,7 @@ func (s *Service) Queued(ctx context.Context, envs []Envelope) (res ProductResul
 	for _, idx := range res.Failed {
 		failed = append(failed, owner[idx])
 	}
-	if err != nil && len(res.Failed) == 0 { // a failure no message is marked with: retry the whole batch
+	if err != nil && (len(res.Failed) == 0 || res.unattributed) { // a failure no message stands for: retry the whole batch
 		for i := range envs {
 			failed = append(failed, i)
 		}
@@ -181,10 +184,16 @@ func (s *Service) product(ctx context.Context, ins []Incoming) (ProductResult, e
 		for _, p := range ps {
 			res.Failed = append(res.Failed, p.index)
 		}
+		if len(ps) == 0 {
+			res.unattributed = true // a release or a mark: no message of its own to retry
+		}
 	}
 	if len(msgs) > 0 {
 		if err := s.applyProduct(ctx, msgs, now, &res, fail); err != nil {
 			fail(err, msgs...)
+			for _, d := range deletes { // not attempted: they must come again too
+				res.Failed = append(res.Failed, d.index)
+			}
 			res.Failed = uniqueInts(res.Failed)
 			return res, err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +200,44 @@ func TestAQueueBatchWritesEachAccountOnceAndReportsFailuresPerQueueMessage(t *te
 	res, failed, err = svc.Queued(context.Background(), envs)
 	if err != nil || len(failed) != 0 || res.Applied != 1 || res.Duplicate != 7 {
 		t.Errorf("redelivery: applied %d duplicate %d failed %v, %v; want 1, 7, none", res.Applied, res.Duplicate, failed, err)
+	}
+}
+
+func TestAQueueBatchThatFailsBeforeApplyingAnythingRetriesEveryEnvelope(t *testing.T) {
+	svc, st := newService(t)
+	svc.Store = &failingSeen{Store: st}
+	envs := []Envelope{
+		{Received: now, Messages: batch("acme", 0, 1)},
+		{Received: now, Messages: []json.RawMessage{json.RawMessage(`{"type":"delete","userId":"gone"}`)}},
+	}
+	_, failed, err := svc.Queued(context.Background(), envs)
+	if err == nil || !slices.Equal(failed, []int{0, 1}) {
+		t.Errorf("failed envelopes %v, %v; want both (the delete was never attempted)", failed, err)
+	}
+}
+
+// failingSeen fails the dedupe lookup, as a throttled read would.
+type failingSeen struct{ store.Store }
+
+func (failingSeen) Seen(context.Context, []string) (map[string]bool, error) {
+	return nil, errors.New("throttled")
+}
+
+func TestAcceptedEnvelopesStayUnderSQSsLimitWhateverTheirCharacters(t *testing.T) {
+	pad := strings.Repeat("<&>", 20000) // 60 KB that json.Marshal would turn into 360 KB
+	var raws []json.RawMessage
+	for i := 0; i < 8; i++ {
+		raws = append(raws, json.RawMessage(fmt.Sprintf(`{"type":"track","messageId":"e-%d","userId":"u","event":"E","properties":{"pad":%q},"context":{"groupId":"acme"}}`, i, pad)))
+	}
+	huge := json.RawMessage(`{"type":"track","messageId":"huge","userId":"u","event":"E","properties":{"pad":"` + strings.Repeat("x", 300<<10) + `"},"context":{"groupId":"acme"}}`)
+	envs, res := Accept(append(raws, huge), now)
+	if res.Accepted != 8 || res.Rejected != 1 {
+		t.Fatalf("accepted %d rejected %d, want 8 and the 300 KB message rejected", res.Accepted, res.Rejected)
+	}
+	for i, e := range envs {
+		body, err := e.Encode()
+		if err != nil || len(body) > 256<<10 {
+			t.Errorf("envelope %d encodes to %d bytes (%v), over SQS's 256 KiB", i, len(body), err)
+		}
 	}
 }

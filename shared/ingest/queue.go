@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/usage"
@@ -53,6 +55,11 @@ func Accept(raws []json.RawMessage, now time.Time) ([]Envelope, AcceptResult) {
 			}
 		}
 		raw = withoutWriteKey(raw)
+		if len(raw)+64 > MaxEnvelopeBytes {
+			res.Rejected++
+			res.Errors = append(res.Errors, MessageError{Index: i, Error: fmt.Sprintf("message of %d bytes is over the %d bytes a queued message may have", len(raw), MaxEnvelopeBytes-64)})
+			continue
+		}
 		if len(cur.Messages) > 0 && size+len(raw)+1 > MaxEnvelopeBytes {
 			envs = append(envs, cur)
 			cur, size = Envelope{Received: now.UTC()}, 64
@@ -65,4 +72,17 @@ func Accept(raws []json.RawMessage, now time.Time) ([]Envelope, AcceptResult) {
 		envs = append(envs, cur)
 	}
 	return envs, res
+}
+
+// Encode writes an envelope as a queue message body: JSON without HTML escaping, so a message
+// takes no more bytes than Accept counted for it (json.Marshal would turn each <, > and & into
+// six bytes and could push an envelope over SQS's limit).
+func (e Envelope) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }

@@ -7,6 +7,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 
 	"github.com/churnsignal/churnsignal/shared/fault"
 	"github.com/churnsignal/churnsignal/shared/ingest"
@@ -38,11 +40,15 @@ func NewSQS(client SQSClient, url string) *SQS { return &SQS{client: client, url
 // Enqueue sends one envelope as one queue message. A failure is transient: the webhook answers
 // 503 and the sender retries (what was queued already is a duplicate when applied).
 func (q *SQS) Enqueue(ctx context.Context, e ingest.Envelope) error {
-	body, err := json.Marshal(e)
+	body, err := e.Encode()
 	if err != nil {
 		return fault.E("encode envelope", fault.Internal, err)
 	}
 	_, err = q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(string(body))})
+	var api smithy.APIError
+	if errors.As(err, &api) && (api.ErrorCode() == "InvalidParameterValue" || api.ErrorCode() == "InvalidMessageContents") {
+		return fault.E("enqueue", fault.Permanent, err) // SQS will never take this message: do not have the sender retry it
+	}
 	return fault.Dependency("enqueue", err)
 }
 

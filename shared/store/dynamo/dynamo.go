@@ -517,7 +517,10 @@ func (s *Store) single(ctx context.Context, it types.TransactWriteItem, w what) 
 			ExpressionAttributeNames: d.ExpressionAttributeNames, ExpressionAttributeValues: d.ExpressionAttributeValues})
 	}
 	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	var tc *types.TransactionConflictException
+	if errors.As(err, &ccf) || errors.As(err, &tc) {
+		// A plain write that met a transaction on its item conflicts like a transaction
+		// would: the caller re-reads and tries again at once.
 		return &store.ConflictError{On: w.on, Key: w.key}
 	}
 	return classify("dynamo: commit", err)

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/churnsignal/churnsignal/shared/account"
 	"github.com/churnsignal/churnsignal/shared/store"
@@ -85,5 +88,23 @@ func TestThrottlingAndInternalErrorsFromDynamoDBAreRetriedByTheSDK(t *testing.T)
 				t.Errorf("account after the retried commit: %+v, %v; want version 1, written once", got, err)
 			}
 		})
+	}
+}
+
+// conflictingPut answers every PutItem as DynamoDB does when a transaction holds the item.
+type conflictingPut struct{ API }
+
+func (conflictingPut) PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return nil, &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
+}
+
+func TestAOneItemWriteMeetingATransactionIsAConflictToRetry(t *testing.T) {
+	db := client(t)
+	s := New(conflictingPut{API: db}, freshTable(t, db))
+	a := account.New("acme", time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC))
+	err := s.Commit(context.Background(), store.Tx{Accounts: []store.Put{{Account: a}}}) // one item: a plain PutItem
+	var ce *store.ConflictError
+	if !errors.As(err, &ce) || ce.On != store.OnAccount || ce.Key != "acme" {
+		t.Errorf("Commit = %v, want a conflict on account acme (ingest re-reads and retries at once)", err)
 	}
 }
