@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	fns "github.com/churnsignal/churnsignal/shared/function"
 	"github.com/churnsignal/churnsignal/shared/store/dynamo"
 )
 
@@ -870,5 +871,30 @@ func TestQueuesOutwaitTheirConsumersAndRecomputeFinishesInsideItsTimeout(t *test
 	}
 	if len(list(shards["AllowedValues"])) == 0 {
 		t.Error("RECOMPUTE_SHARDS takes any number; it must divide 256")
+	}
+}
+
+// TestTheTemplatesContractIsTheFunctionsOwn keeps this test's contract and the functions'
+// (function.Variables, what function.Load reads) from drifting apart.
+func TestTheTemplatesContractIsTheFunctionsOwn(t *testing.T) {
+	if len(contract) != len(fns.Variables) {
+		t.Errorf("%d functions here, %d in function.Variables", len(contract), len(fns.Variables))
+	}
+	for name, vars := range fns.Variables {
+		c, ok := contract[name]
+		if !ok {
+			t.Errorf("function %s is not in the template's contract", name)
+			continue
+		}
+		here := append(append([]string(nil), c.required...), c.optional...)
+		var theirs []string
+		for _, v := range vars {
+			theirs = append(theirs, v.Name)
+		}
+		slices.Sort(here)
+		slices.Sort(theirs)
+		if !slices.Equal(here, theirs) {
+			t.Errorf("%s reads %v, the template's contract says %v", name, theirs, here)
+		}
 	}
 }
