@@ -118,6 +118,9 @@ func (s *Service) lock(id string) *sync.Mutex {
 func (s *Service) run(ctx context.Context, w write, now time.Time) (outcome, error) {
 	backoff := 2 * time.Millisecond
 	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if err := ctx.Err(); err != nil { // out of time (a Lambda deadline): write nothing more
+			return outcome{}, fault.E("write", fault.Transient, err)
+		}
 		out, err := s.attempt(ctx, w, now)
 		w.seen = nil
 		if !errors.Is(err, store.ErrConflict) {

@@ -21,6 +21,9 @@ import (
 	"github.com/churnsignal/churnsignal/shared/ingest"
 )
 
+// DeadlineMargin is how long before the invocation's deadline Consume stops writing.
+const DeadlineMargin = 5 * time.Second
+
 // SQSClient is what the webhook needs of SQS.
 type SQSClient interface {
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
@@ -58,6 +61,13 @@ func (q *SQS) Enqueue(ctx context.Context, e ingest.Envelope) error {
 // receive count moves them to its dead-letter queue. Every other record is done.
 func Consume(ctx context.Context, svc *ingest.Service, ev events.SQSEvent, log *slog.Logger) events.SQSEventResponse {
 	start := time.Now()
+	// Stop writing a little before the invocation's deadline, so what could not be committed
+	// is reported per record and delivered again, instead of the whole batch timing out.
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-DeadlineMargin))
+		defer cancel()
+	}
 	var resp events.SQSEventResponse
 	var envs []ingest.Envelope
 	var ids []string

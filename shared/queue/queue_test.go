@@ -107,3 +107,24 @@ func TestEnvelopesTravelThroughSQSAndFailuresAreReportedPerRecord(t *testing.T) 
 		t.Errorf("globex after the redelivery: %v", err)
 	}
 }
+
+func TestABatchOutOfTimeReportsWhatItCouldNotCommit(t *testing.T) {
+	st, err := bolt.Open(t.TempDir(), bolt.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := &ingest.Service{Store: st, Scorecard: score.Default()}
+	env, _ := ingest.Envelope{Received: now, Messages: []json.RawMessage{message("late-1", "acme")}}.Encode()
+	ev := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "r1", Body: string(env)}}}
+	// The invocation has less time left than the margin: nothing may be written.
+	ctx, cancel := context.WithTimeout(context.Background(), DeadlineMargin/2)
+	defer cancel()
+	resp := Consume(ctx, svc, ev, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "r1" {
+		t.Fatalf("batch item failures %v, want r1 reported for redelivery", resp.BatchItemFailures)
+	}
+	if _, err := st.Get(context.Background(), "acme"); err == nil {
+		t.Error("a write happened after the deadline margin")
+	}
+}
