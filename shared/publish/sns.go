@@ -74,6 +74,45 @@ func (p *SNS) Publish(ctx context.Context, m store.Message) error {
 	return nil
 }
 
+// RefusedError is a message SNS will never accept (over its size limit, invalid): retrying it
+// cannot help, so a stream consumer drops it (logged) rather than block the events after it.
+type RefusedError struct {
+	ID  string
+	Err error
+}
+
+func (e *RefusedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Kind is always permanent.
+func (e *RefusedError) Kind() fault.Kind { return fault.Permanent }
+
+// Refused returns the ids of the messages err (from PublishBatch) says SNS will never accept.
+func Refused(err error) map[string]bool {
+	out := map[string]bool{}
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if r, ok := e.(*RefusedError); ok {
+			out[r.ID] = true
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		walk(errors.Unwrap(e))
+	}
+	walk(err)
+	return out
+}
+
 // PublishBatch publishes msgs with as few PublishBatch calls as SNS's limits allow (10 entries
 // and the size limit per call) and returns the ids of the messages that were not published, in
 // the order of msgs, with an error naming each of them and why (nil when all were published).
@@ -125,8 +164,11 @@ func (p *SNS) PublishBatch(ctx context.Context, msgs []store.Message) (failed []
 		}
 		for j, i := range chunk {
 			if f, found := refused[j]; found {
-				fail([]int{i}, fault.New("publish: sns event "+msgs[i].ID, codeKind(aws.ToString(f.Code)),
-					aws.ToString(f.Code)+": "+aws.ToString(f.Message)))
+				e := fault.New("publish: sns event "+msgs[i].ID, codeKind(aws.ToString(f.Code)), aws.ToString(f.Code)+": "+aws.ToString(f.Message))
+				if fault.KindOf(e) == fault.Permanent {
+					e = &RefusedError{ID: msgs[i].ID, Err: e}
+				}
+				fail([]int{i}, e)
 			} else if !published[j] {
 				// Neither listed as published nor as failed: it may not have been sent.
 				fail([]int{i}, fault.New("publish: sns event "+msgs[i].ID, fault.Transient, "SNS reported no result for it"))
@@ -138,7 +180,8 @@ func (p *SNS) PublishBatch(ctx context.Context, msgs []store.Message) (failed []
 	for i, m := range msgs {
 		n := messageBytes(m)
 		if n > p.maxBytes {
-			fail([]int{i}, fault.New("publish: sns event "+m.ID, fault.Permanent, fmt.Sprintf("message is %d bytes, over the topic's limit of %d", n, p.maxBytes)))
+			fail([]int{i}, &RefusedError{ID: m.ID, Err: fault.New("publish: sns event "+m.ID, fault.Permanent,
+				fmt.Sprintf("message is %d bytes, over the topic's limit of %d", n, p.maxBytes))})
 			continue
 		}
 		if len(chunk) == MaxBatchEntries || chunkBytes+n > p.maxBytes {

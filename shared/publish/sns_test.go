@@ -205,6 +205,9 @@ func TestSNSReportsExactlyTheEntryMotoRefusedInABatch(t *testing.T) {
 	if !strings.Contains(err.Error(), "evt_huge") {
 		t.Errorf("the error does not name the event: %v", err)
 	}
+	if r := Refused(err); !r["evt_huge"] || len(r) != 1 {
+		t.Errorf("Refused = %v, want evt_huge alone (a stream consumer drops it instead of retrying)", r)
+	}
 	if n := len(drain(t, cfg, queue)); n != 2 {
 		t.Errorf("%d messages delivered, want the 2 valid ones", n)
 	}
@@ -227,6 +230,9 @@ func TestSNSTreatsAMissingTopicAsTransientAndPublishesOnceItIsBack(t *testing.T)
 	failed, err := p.PublishBatch(ctx, []store.Message{m})
 	if !slices.Equal(failed, []string{"evt_gone"}) || err == nil {
 		t.Fatalf("batch to a deleted topic failed %v, %v; want [evt_gone] and an error", failed, err)
+	}
+	if r := Refused(err); len(r) != 0 {
+		t.Errorf("a missing topic refuses nothing for good: Refused = %v", r)
 	}
 
 	// The topic returns (same name, same ARN) with its subscription; the retry is delivered.

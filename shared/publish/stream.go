@@ -104,9 +104,17 @@ func (s *Stream) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.Dy
 	for _, id := range failedIDs {
 		failed[id] = true
 	}
+	refused := Refused(pubErr)
 	var published []dynamo.OutboxKey
 	lowest := ""
 	for i, m := range msgs {
+		if refused[m.ID] {
+			// SNS will never take it: retrying would block the events after it until the
+			// record leaves the stream. Drop it, loudly; its id and reason are in the log.
+			log.Error("event refused by SNS for good; dropped", "event_id", m.ID)
+			published = append(published, keys[i])
+			continue
+		}
 		if !failed[m.ID] {
 			published = append(published, keys[i])
 			continue

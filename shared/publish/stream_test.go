@@ -152,20 +152,24 @@ func TestAnSNSFailureLeavesTheOutboxItemForALaterPublishThatHappensOnce(t *testi
 
 var quiet = slog.New(slog.NewJSONHandler(io.Discard, nil))
 
-// fakeBatch fails the ids in fail; fakeDeleter records what it deletes.
-type fakeBatch struct{ fail []string }
+// fakeBatch fails the ids in fail (transiently) and in refuse (for good, as SNS refuses a
+// message over its size limit); fakeDeleter records what it deletes.
+type fakeBatch struct{ fail, refuse []string }
 
 func (f fakeBatch) PublishBatch(_ context.Context, msgs []store.Message) ([]string, error) {
 	var failed []string
+	var errs []error
 	for _, m := range msgs {
-		if slices.Contains(f.fail, m.ID) {
+		switch {
+		case slices.Contains(f.fail, m.ID):
 			failed = append(failed, m.ID)
+			errs = append(errs, errors.New("throttled"))
+		case slices.Contains(f.refuse, m.ID):
+			failed = append(failed, m.ID)
+			errs = append(errs, &RefusedError{ID: m.ID, Err: errors.New("message too long")})
 		}
 	}
-	if len(failed) == 0 {
-		return nil, nil
-	}
-	return failed, errors.New("refused")
+	return failed, errors.Join(errs...)
 }
 
 type fakeDeleter struct {
@@ -212,21 +216,23 @@ func TestStreamReportsTheLowestFailedSequenceNumberAndDeletesOnlyWhatWasPublishe
 	tests := []struct {
 		name        string
 		fail        []string
+		refuse      []string
 		outbox      fakeDeleter
 		wantFailure string
 		wantDeleted []string
 	}{
-		{"everything published: nothing reported, every item deleted", nil, fakeDeleter{}, "", []string{"a", "b", "c", "d"}},
-		{"two failures: the lower sequence number (99, not 100) is reported", []string{"c", "b"}, fakeDeleter{}, "99", []string{"a", "d"}},
-		{"a failure past the shorter numbers: 100 is above 99", []string{"c"}, fakeDeleter{}, "100", []string{"a", "b", "d"}},
-		{"a failed delete is not a failed record (TTL removes the item)", nil, fakeDeleter{err: errors.New("throttled")}, "", []string{"a", "b", "c", "d"}},
-		{"records whose items are gone were published before and are not sent again", nil, fakeDeleter{gone: []string{"a", "d"}}, "", []string{"b", "c"}},
-		{"when the pending check fails every record is published", nil, fakeDeleter{down: true, gone: []string{"a"}}, "", []string{"a", "b", "c", "d"}},
+		{"everything published: nothing reported, every item deleted", nil, nil, fakeDeleter{}, "", []string{"a", "b", "c", "d"}},
+		{"two failures: the lower sequence number (99, not 100) is reported", []string{"c", "b"}, nil, fakeDeleter{}, "99", []string{"a", "d"}},
+		{"a failure past the shorter numbers: 100 is above 99", []string{"c"}, nil, fakeDeleter{}, "100", []string{"a", "b", "d"}},
+		{"a failed delete is not a failed record (TTL removes the item)", nil, nil, fakeDeleter{err: errors.New("throttled")}, "", []string{"a", "b", "c", "d"}},
+		{"records whose items are gone were published before and are not sent again", nil, nil, fakeDeleter{gone: []string{"a", "d"}}, "", []string{"b", "c"}},
+		{"when the pending check fails every record is published", nil, nil, fakeDeleter{down: true, gone: []string{"a"}}, "", []string{"a", "b", "c", "d"}},
+		{"a message SNS refuses for good is dropped, not retried ahead of the others", nil, []string{"b"}, fakeDeleter{}, "", []string{"a", "b", "c", "d"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			del := &tt.outbox
-			s := &Stream{Publisher: fakeBatch{fail: tt.fail}, Outbox: del, Log: quiet}
+			s := &Stream{Publisher: fakeBatch{fail: tt.fail, refuse: tt.refuse}, Outbox: del, Log: quiet}
 			resp, err := s.Handle(context.Background(), events.DynamoDBEvent{Records: records})
 			if err != nil {
 				t.Fatal(err)
