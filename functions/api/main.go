@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/churnsignal/churnsignal/shared/function"
@@ -16,15 +14,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	env, err := function.Load(function.API, os.Getenv)
-	log := function.Logger(env)
-	if err != nil {
-		function.Exit(log, err)
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		function.Exit(log, err)
-	}
+	env, log, cfg := function.Init(ctx, function.API)
 	st := dynamo.New(dynamodb.NewFromConfig(cfg), env.Table)
 	lambda.Start(function.APIHandler(st, log))
 }

@@ -5,10 +5,8 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/churnsignal/churnsignal/shared/function"
@@ -17,15 +15,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	env, err := function.Load(function.ProductAggregate, os.Getenv)
-	log := function.Logger(env)
-	if err != nil {
-		function.Exit(log, err)
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		function.Exit(log, err)
-	}
+	env, log, cfg := function.Init(ctx, function.ProductAggregate)
 	st := dynamo.New(dynamodb.NewFromConfig(cfg), env.Table)
 	lambda.Start(function.AggregateHandler(function.Service(st, nil, log), log))
 }

@@ -5,10 +5,8 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/churnsignal/churnsignal/shared/function"
@@ -18,15 +16,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	env, err := function.Load(function.ProductWebhook, os.Getenv)
-	log := function.Logger(env)
-	if err != nil {
-		function.Exit(log, err)
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		function.Exit(log, err)
-	}
+	env, log, cfg := function.Init(ctx, function.ProductWebhook)
 	secrets, err := secret.New(cfg).Resolve(ctx, "PRODUCT_WEBHOOK_SECRET")
 	if err != nil {
 		function.Exit(log, err)

@@ -5,10 +5,8 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -19,15 +17,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	env, err := function.Load(function.Recompute, os.Getenv)
-	log := function.Logger(env)
-	if err != nil {
-		function.Exit(log, err)
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		function.Exit(log, err)
-	}
+	env, log, cfg := function.Init(ctx, function.Recompute)
 	st := dynamo.New(dynamodb.NewFromConfig(cfg), env.Table)
 	fanout := &recompute.Fanout{
 		Service:  function.Service(st, nil, log),

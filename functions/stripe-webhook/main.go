@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/churnsignal/churnsignal/shared/function"
@@ -19,15 +17,7 @@ import (
 
 func main() {
 	ctx := context.Background()
-	env, err := function.Load(function.StripeWebhook, os.Getenv)
-	log := function.Logger(env)
-	if err != nil {
-		function.Exit(log, err)
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		function.Exit(log, err)
-	}
+	env, log, cfg := function.Init(ctx, function.StripeWebhook)
 	names := []string{"STRIPE_WEBHOOK_SECRET"}
 	if env.ChargeLookup {
 		names = append(names, "STRIPE_API_KEY")

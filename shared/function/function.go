@@ -20,6 +20,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/churnsignal/churnsignal/shared/fault"
@@ -169,6 +171,22 @@ func (h requestID) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h requestID) WithGroup(name string) slog.Handler { return requestID{h.Handler.WithGroup(name)} }
+
+// Init is the start of every function's main: it reads and checks the environment of
+// function, builds its logger and loads the AWS configuration (AWS_ENDPOINT_URL points it at
+// moto_server in tests), exiting with the reason when any of it fails.
+func Init(ctx context.Context, function string) (Env, *slog.Logger, aws.Config) {
+	env, err := Load(function, os.Getenv)
+	log := Logger(env)
+	if err != nil {
+		Exit(log, err)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		Exit(log, err)
+	}
+	return env, log, cfg
+}
 
 // Exit logs why the function cannot start and exits with status 1, which Lambda reports as an
 // init error; main calls it, never a handler.

@@ -1,4 +1,4 @@
-package risk
+package risk_test
 
 import (
 	"encoding/json"
@@ -6,42 +6,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
-	"github.com/churnsignal/churnsignal/shared/score"
+	"github.com/churnsignal/churnsignal/shared/scenario"
 )
-
-// activeAccount is a customer with a month of activity by users users, a 25-seat
-// subscription, every key feature used daily and every onboarding milestone, rescored daily as
-// the pipeline does. Each user is active every every-th day (1: daily), starting on a day of
-// its own, so with every > 1 the users' last active days spread over the month: the worst case
-// for the user set's encoding.
-func activeAccount(users, every int) *account.Account {
-	sc := score.Default()
-	a := account.New("acme", t0.AddDate(0, -2, 0))
-	a.Name, a.Email, a.StripeCustomerID = "Acme Corp", "billing@acme.example", "cus_P8Acme0000000001"
-	a.Billing.ApplySubscription(account.Subscription{ID: "sub_1OAcme0000000000000001", Status: "active", Currency: "usd", MRR: 275000, Seats: 25,
-		Items:            []account.Item{{Price: "price_1OAcmeSeats00000000001", Quantity: 25, UnitAmount: 11000, Interval: "month", IntervalCount: 1, MRR: 275000}},
-		CurrentPeriodEnd: t0.AddDate(0, 0, 10), At: t0.AddDate(0, -1, 0).Unix()})
-	for d := 30; d >= 0; d-- {
-		day := t0.AddDate(0, 0, -d)
-		for u := 0; u < users; u++ {
-			if (u+d)%every != 0 {
-				continue
-			}
-			a.Usage.Record(fmt.Sprintf("user_%04d@acme.example", u), day, true)
-		}
-		for _, f := range sc.Events.KeyFeatures {
-			a.Usage.UseFeature(f, day)
-		}
-		Rescore(a, sc, day, day)
-	}
-	for _, m := range sc.Events.Onboarding {
-		a.Usage.Reach(m, t0.AddDate(0, -1, 0))
-	}
-	Rescore(a, sc, t0, t0)
-	return a
-}
 
 // fieldSizes lists the encoded size of each top-level field of v and of its nested structs,
 // largest first, so a failure says where the bytes went.
@@ -61,6 +30,8 @@ func fieldSizes(prefix string, v reflect.Value) []string {
 	return out
 }
 
+var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
 func TestAnActiveAccountEncodesSmall(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -75,7 +46,7 @@ func TestAnActiveAccountEncodesSmall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := activeAccount(tt.users, tt.every)
+			a := scenario.ActiveAccount(tt.users, tt.every, t0)
 			b, err := json.Marshal(a)
 			if err != nil {
 				t.Fatal(err)

@@ -3,7 +3,6 @@ package dynamo
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,42 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/churnsignal/churnsignal/shared/account"
-	"github.com/churnsignal/churnsignal/shared/risk"
-	"github.com/churnsignal/churnsignal/shared/score"
+	"github.com/churnsignal/churnsignal/shared/scenario"
 	"github.com/churnsignal/churnsignal/shared/store"
 )
 
 var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-
-// activeAccount is shared/risk/size_test.go's scenario, rebuilt here (test helpers do not cross
-// packages): a month of activity by users users, each active every every-th day, a 25-seat
-// subscription, every key feature used daily, every onboarding milestone, rescored daily.
-func activeAccount(users, every int) *account.Account {
-	sc := score.Default()
-	a := account.New("acme", t0.AddDate(0, -2, 0))
-	a.Name, a.Email, a.StripeCustomerID = "Acme Corp", "billing@acme.example", "cus_P8Acme0000000001"
-	a.Billing.ApplySubscription(account.Subscription{ID: "sub_1OAcme0000000000000001", Status: "active", Currency: "usd", MRR: 275000, Seats: 25,
-		Items:            []account.Item{{Price: "price_1OAcmeSeats00000000001", Quantity: 25, UnitAmount: 11000, Interval: "month", IntervalCount: 1, MRR: 275000}},
-		CurrentPeriodEnd: t0.AddDate(0, 0, 10), At: t0.AddDate(0, -1, 0).Unix()})
-	for d := 30; d >= 0; d-- {
-		day := t0.AddDate(0, 0, -d)
-		for u := 0; u < users; u++ {
-			if (u+d)%every != 0 {
-				continue
-			}
-			a.Usage.Record(fmt.Sprintf("user_%04d@acme.example", u), day, true)
-		}
-		for _, f := range sc.Events.KeyFeatures {
-			a.Usage.UseFeature(f, day)
-		}
-		risk.Rescore(a, sc, day, day)
-	}
-	for _, m := range sc.Events.Onboarding {
-		a.Usage.Reach(m, t0.AddDate(0, -1, 0))
-	}
-	risk.Rescore(a, sc, t0, t0)
-	return a
-}
 
 // wcu is the write units of one item write: 1 per started KB.
 func wcu(item map[string]types.AttributeValue) int { return (itemSize(item) + 1023) / 1024 }
@@ -100,7 +68,7 @@ func TestWriteUnitsPerStripeEventAndProductMessage(t *testing.T) {
 	t.Logf("marker %d B, outbox item %d B (%d-byte event body)", itemSize(marker("stripe:evt_1OAcme0000000000000000001")), itemSize(ob), len(body))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := activeAccount(tt.users, tt.every)
+			a := scenario.ActiveAccount(tt.users, tt.every, t0)
 			item, err := accountItem(store.Put{Account: a, Expect: 41})
 			if err != nil {
 				t.Fatal(err)
