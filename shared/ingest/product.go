@@ -140,29 +140,18 @@ func (s *Service) product(ctx context.Context, ins []Incoming) (ProductResult, e
 	inBatch := map[string]bool{}
 	for i, in := range ins {
 		raw := in.Raw
-		if d, ok := deleteMessage(raw); ok {
-			if d.UserID == "" && d.AnonymousID == "" {
-				res.Rejected++
-				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(d.MessageID), Error: "delete needs a userId or anonymousId"})
-				continue
-			}
-			deletes = append(deletes, deletion{index: i, msg: d})
-			continue
-		}
-		m, err := usage.Parse(raw, in.Received)
-		var unsupported *usage.UnsupportedError
+		m, del, v, notes := read(i, raw, in.Received)
+		res.Errors = append(res.Errors, notes...)
 		switch {
-		case errors.As(err, &unsupported):
+		case v == ignored:
 			res.Ignored++
-			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
 			continue
-		case err != nil:
+		case v == rejected:
 			res.Rejected++
-			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
 			continue
-		}
-		for _, w := range m.Warnings {
-			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: w, Warning: true})
+		case del:
+			deletes = append(deletes, deletion{index: i, msg: m})
+			continue
 		}
 		key := "msg:" + string(m.MessageID)
 		if inBatch[key] {
@@ -319,6 +308,40 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	}
 	s.holdAll(ctx, held, now, res, fail)
 	return nil
+}
+
+// verdict is what becomes of a message as read.
+type verdict int
+
+const (
+	accepted verdict = iota
+	ignored          // a type that is not applied (alias): acknowledged
+	rejected         // invalid: it never will be
+)
+
+// read classifies message i, received at received: a Segment delete (accepted when it names a
+// user), a message to apply, one of a type not applied, or an invalid one. notes are the errors
+// and warnings to report at its index. Product and Accept read messages the same way, so a
+// sender hears the same answer whether its messages are applied now or queued.
+func read(i int, raw json.RawMessage, received time.Time) (m usage.Message, del bool, v verdict, notes []MessageError) {
+	if d, ok := deleteMessage(raw); ok {
+		if d.UserID == "" && d.AnonymousID == "" {
+			return d, true, rejected, []MessageError{{Index: i, MessageID: string(d.MessageID), Error: "delete needs a userId or anonymousId"}}
+		}
+		return d, true, accepted, nil
+	}
+	m, err := usage.Parse(raw, received)
+	var unsupported *usage.UnsupportedError
+	switch {
+	case errors.As(err, &unsupported):
+		return m, false, ignored, []MessageError{{Index: i, MessageID: string(m.MessageID), Error: err.Error()}}
+	case err != nil:
+		return m, false, rejected, []MessageError{{Index: i, MessageID: string(m.MessageID), Error: err.Error()}}
+	}
+	for _, w := range m.Warnings {
+		notes = append(notes, MessageError{Index: i, MessageID: string(m.MessageID), Error: w, Warning: true})
+	}
+	return m, false, accepted, notes
 }
 
 // deleteMessage recognizes Segment's delete message, which asks to forget a user.

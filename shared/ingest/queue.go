@@ -3,11 +3,8 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/churnsignal/churnsignal/shared/usage"
 )
 
 // MaxEnvelopeBytes bounds the encoded size of one envelope: SQS takes messages up to 256 KiB,
@@ -33,26 +30,15 @@ func Accept(raws []json.RawMessage, now time.Time) ([]Envelope, AcceptResult) {
 	cur := Envelope{Received: now.UTC()}
 	size := 64
 	for i, raw := range raws {
-		if d, ok := deleteMessage(raw); ok && d.UserID == "" && d.AnonymousID == "" {
-			res.Rejected++
-			res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(d.MessageID), Error: "delete needs a userId or anonymousId"})
+		_, _, v, notes := read(i, raw, now)
+		res.Errors = append(res.Errors, notes...)
+		switch v {
+		case ignored:
+			res.Ignored++
 			continue
-		} else if !ok {
-			m, err := usage.Parse(raw, now)
-			var unsupported *usage.UnsupportedError
-			switch {
-			case errors.As(err, &unsupported):
-				res.Ignored++
-				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
-				continue
-			case err != nil:
-				res.Rejected++
-				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: err.Error()})
-				continue
-			}
-			for _, w := range m.Warnings {
-				res.Errors = append(res.Errors, MessageError{Index: i, MessageID: string(m.MessageID), Error: w, Warning: true})
-			}
+		case rejected:
+			res.Rejected++
+			continue
 		}
 		raw = withoutWriteKey(raw)
 		if len(raw)+64 > MaxEnvelopeBytes {
