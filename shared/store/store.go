@@ -6,9 +6,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
@@ -71,6 +74,10 @@ type Store interface {
 	Get(ctx context.Context, id string) (*account.Account, error)
 	// Seen returns which of the dedupe keys have an unexpired marker. Strongly consistent.
 	Seen(ctx context.Context, keys []string) (map[string]bool, error)
+	// Received returns the unexpired receipts among keys; keys without one are absent from the
+	// map. Strongly consistent: read after the account, it shows every receipt of the version
+	// read (see Receipt).
+	Received(ctx context.Context, keys []ReceiptKey) (map[ReceiptKey]Receipt, error)
 	// Links returns where each link key (a Stripe customer, a user) points; keys without a
 	// link are absent from the map. Strongly consistent.
 	Links(ctx context.Context, keys []string) (map[string]Target, error)
@@ -145,6 +152,78 @@ type Tx struct {
 	// History puts daily health points, one item per account and day: a later point of the
 	// same day replaces the earlier one, unconditionally.
 	History []Point
+	// Receipts replace product-message receipts, unconditionally. Each must name an account the
+	// Tx also puts: that account's version condition is what makes a receipt's read-then-write
+	// exact, so a Commit with a receipt of any other account is refused (fault.Internal).
+	Receipts []Receipt
+}
+
+// ReceiptSpan is the width of one receipt's bucket of message timestamps. Every commit that
+// applies a message of a bucket rewrites the bucket's whole receipt, and a write is billed by
+// the size of the item, so a bucket should be about as wide as the time one batch of messages
+// spans: an hour-wide receipt of an account sending 10 messages a second would be ~280 KB
+// rewritten every few seconds, a minute-wide one ~5 KB.
+const ReceiptSpan = time.Minute
+
+// ReceiptKey names one receipt: the product messages applied to Account whose own timestamps
+// fall in bucket Bucket (unix time divided by ReceiptSpan).
+type ReceiptKey struct {
+	Account string
+	Bucket  int64
+}
+
+// BucketOf is the receipt bucket of a message timestamp.
+func BucketOf(t time.Time) int64 { return t.Unix() / int64(ReceiptSpan/time.Second) }
+
+// Receipt packs the dedupe marks of the product messages of one account and bucket into one
+// item: ReceiptIDs of their message ids, sorted ascending, and one expiry (the latest any of
+// them needs). One item per account and minute instead of one marker per message is what
+// makes a busy account's batch cost less than a write unit per message. It is read and
+// rewritten whole inside a commit of the account (Tx.Receipts), never on its own.
+type Receipt struct {
+	ReceiptKey
+	IDs     []uint64
+	Expires time.Time
+}
+
+// Has reports whether the receipt records id.
+func (r Receipt) Has(id uint64) bool {
+	_, ok := slices.BinarySearch(r.IDs, id)
+	return ok
+}
+
+// ReceiptID is the receipt mark of a product message id: the first 8 bytes of its SHA-256,
+// so a sender cannot make two of its ids collide by choice, and 8 bytes a message is what a
+// receipt stores.
+func ReceiptID(messageID string) uint64 {
+	h := sha256.Sum256([]byte(messageID))
+	return binary.BigEndian.Uint64(h[:8])
+}
+
+// MaxReceiptIDs bounds one receipt (8 bytes an id: 256 KB, well inside DynamoDB's 400 KB item
+// limit). A writer that finds a bucket full marks further messages of it with a Marker each.
+const MaxReceiptIDs = 32 << 10
+
+// receiptOwners checks that every receipt of tx belongs to an account tx puts.
+func (tx *Tx) receiptOwners() error {
+	for _, r := range tx.Receipts {
+		if !slices.ContainsFunc(tx.Accounts, func(p Put) bool { return p.Account.ID == r.Account }) {
+			return fault.E("store: commit", fault.Internal, fmt.Errorf("receipt of account %q without a put of that account", r.Account))
+		}
+		if len(r.IDs) > MaxReceiptIDs {
+			return TooLarge("receipt %s/%d holds %d ids, at most %d", r.Account, r.Bucket, len(r.IDs), MaxReceiptIDs)
+		}
+	}
+	return nil
+}
+
+// Check refuses a Tx that no store could commit: over MaxTxItems items, or with a receipt
+// that is not guarded by a put of its account. Adapters call it first.
+func (tx *Tx) Check() error {
+	if n := tx.Size(); n > MaxTxItems {
+		return TooLarge("%d items, at most %d", n, MaxTxItems)
+	}
+	return tx.receiptOwners()
 }
 
 // Put is an account write conditioned on the version read.
@@ -254,7 +333,7 @@ func NewSummary(a *account.Account) Summary {
 
 // Size counts the items a Tx writes.
 func (tx *Tx) Size() int {
-	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release) + len(tx.Unlink) + len(tx.History)
+	return len(tx.Accounts) + len(tx.Markers) + len(tx.Links) + len(tx.Outbox) + len(tx.Release) + len(tx.Unlink) + len(tx.History) + len(tx.Receipts)
 }
 
 // Bytes estimates what a Tx writes, in bytes: each account encoded, each key, each outbox body.
@@ -287,6 +366,9 @@ func (tx *Tx) OtherBytes() int {
 	}
 	for _, p := range tx.History {
 		n += len(p.Account) + len(p.Band) + 32
+	}
+	for _, r := range tx.Receipts {
+		n += len(r.Account) + 8*len(r.IDs) + 32
 	}
 	return n
 }

@@ -30,6 +30,9 @@ var (
 	bByRisk   = []byte("by_risk")
 	// bHistory holds daily health points keyed account id, NUL, big-endian day.
 	bHistory = []byte("history")
+	// bReceipts holds product-message receipts keyed account id, NUL, big-endian bucket; the
+	// value is the big-endian unix expiry, then the sorted 8-byte ids.
+	bReceipts = []byte("receipts")
 	// bByBandV0 is the list index of earlier versions, replaced by bByRisk.
 	bByBandV0 = []byte("by_band")
 )
@@ -58,7 +61,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld, bHistory} {
+		for _, b := range [][]byte{bAccounts, bMarkers, bLinks, bOutbox, bHeld, bHistory, bReceipts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -118,6 +121,40 @@ func (s *Store) Seen(ctx context.Context, keys []string) (map[string]bool, error
 	return seen, err
 }
 
+// Received implements store.Store.
+func (s *Store) Received(ctx context.Context, keys []store.ReceiptKey) (map[store.ReceiptKey]store.Receipt, error) {
+	out := map[store.ReceiptKey]store.Receipt{}
+	now := s.now()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bReceipts)
+		for _, k := range keys {
+			v := b.Get(receiptKey(k))
+			if len(v) < 8 || !live(v[:8], now) {
+				continue
+			}
+			r := store.Receipt{ReceiptKey: k, Expires: time.Unix(int64(binary.BigEndian.Uint64(v)), 0).UTC()}
+			for i := 8; i+8 <= len(v); i += 8 {
+				r.IDs = append(r.IDs, binary.BigEndian.Uint64(v[i:]))
+			}
+			out[k] = r
+		}
+		return nil
+	})
+	return out, err
+}
+
+func receiptKey(k store.ReceiptKey) []byte {
+	return binary.BigEndian.AppendUint64([]byte(k.Account+"\x00"), uint64(k.Bucket))
+}
+
+func receiptValue(r store.Receipt) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+8*len(r.IDs)), uint64(r.Expires.Unix()))
+	for _, id := range r.IDs {
+		v = binary.BigEndian.AppendUint64(v, id)
+	}
+	return v
+}
+
 // live reports whether a stored expiry is still in the future.
 func live(v []byte, now time.Time) bool {
 	return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) > now.Unix()
@@ -151,8 +188,8 @@ func decodeTarget(v []byte) store.Target {
 // Commit implements store.Store: every condition is checked, then everything is written, in
 // one bbolt transaction.
 func (s *Store) Commit(ctx context.Context, t store.Tx) error {
-	if n := t.Size(); n > store.MaxTxItems {
-		return store.TooLarge("%d items, at most %d", n, store.MaxTxItems)
+	if err := t.Check(); err != nil {
+		return err
 	}
 	encoded := make([][]byte, len(t.Accounts))
 	total := t.OtherBytes()
@@ -259,6 +296,11 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 				return err
 			}
 		}
+		for _, r := range t.Receipts {
+			if err := tx.Bucket(bReceipts).Put(receiptKey(r.ReceiptKey), receiptValue(r)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
@@ -290,7 +332,7 @@ func (s *Store) History(ctx context.Context, id string, from, to int32) ([]store
 	return out, err
 }
 
-// Purge deletes dedupe markers, held messages and daily history points that expired before now, which DynamoDB's TTL
+// Purge deletes dedupe markers and receipts, held messages and daily history points that expired before now, which DynamoDB's TTL
 // does by itself; the local server calls it periodically. It returns how many it deleted.
 func (s *Store) Purge(now time.Time) (int, error) {
 	n := 0
@@ -308,6 +350,15 @@ func (s *Store) Purge(now time.Time) (int, error) {
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			var h store.Held
 			if err := json.Unmarshal(v, &h); err != nil || !h.Expires.After(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		c = tx.Bucket(bReceipts).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) < 8 || !live(v[:8], now) {
 				if err := c.Delete(); err != nil {
 					return err
 				}

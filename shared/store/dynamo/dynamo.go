@@ -8,6 +8,7 @@ package dynamo
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ const (
 	attrListPK  = "lp"      // risk index partition key: "L#<band>"
 	attrListSK  = "ls"      // risk index sort key: "<score, 3 digits>#<id>"
 	attrSummary = "sum"     // store.Summary JSON, the risk index's only projected attribute
+	attrIDs     = "ids"     // a receipt's message-id marks, 8 bytes each, sorted
 
 	// RiskIndex is the sparse GSI that lists accounts most at risk first.
 	RiskIndex = "risk"
@@ -106,6 +108,12 @@ func linkKey(k string) (string, string)      { return "L#" + k, "L" }
 func heldKey(u, msg string) (string, string) { return "H#" + u, "H#" + msg }
 func historyKey(id string, day int32) (string, string) {
 	return "A#" + id, fmt.Sprintf("D#%010d", uint32(day)^1<<31)
+}
+
+// receiptKey shares the account's partition; the bucket is offset so that buckets sort
+// numerically, as history days do.
+func receiptKey(k store.ReceiptKey) (string, string) {
+	return "A#" + k.Account, fmt.Sprintf("R#%020d", uint64(k.Bucket)^1<<63)
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {
@@ -194,6 +202,48 @@ func (s *Store) Seen(ctx context.Context, keys []string) (map[string]bool, error
 	return seen, nil
 }
 
+// Received implements store.Store: one strongly consistent BatchGetItem per 100 keys.
+func (s *Store) Received(ctx context.Context, keys []store.ReceiptKey) (map[store.ReceiptKey]store.Receipt, error) {
+	byName := make(map[string]store.ReceiptKey, len(keys))
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		name := k.Account + "\x00" + strconv.FormatInt(k.Bucket, 10)
+		byName[name] = k
+		names = append(names, name)
+	}
+	items, err := s.batchGet(ctx, "received", names, func(name string) (string, string) { return receiptKey(byName[name]) }, true)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := make(map[store.ReceiptKey]store.Receipt, len(items))
+	for name, item := range items {
+		if !live(item, now) {
+			continue
+		}
+		r := store.Receipt{ReceiptKey: byName[name], Expires: time.Unix(getN(item, attrExpires), 0).UTC()}
+		ids := getB(item, attrIDs)
+		r.IDs = make([]uint64, 0, len(ids)/8)
+		for i := 0; i+8 <= len(ids); i += 8 {
+			r.IDs = append(r.IDs, binary.BigEndian.Uint64(ids[i:]))
+		}
+		out[r.ReceiptKey] = r
+	}
+	return out, nil
+}
+
+// receiptItem is a receipt as stored: its ids packed 8 bytes each in one binary attribute.
+func receiptItem(r store.Receipt) map[string]types.AttributeValue {
+	ids := make([]byte, 0, 8*len(r.IDs))
+	for _, id := range r.IDs {
+		ids = binary.BigEndian.AppendUint64(ids, id)
+	}
+	item := key(receiptKey(r.ReceiptKey))
+	item[attrIDs] = bin(ids)
+	item[attrExpires] = num(r.Expires.Unix())
+	return item
+}
+
 // Links implements store.Store: one strongly consistent BatchGetItem per 100 keys.
 func (s *Store) Links(ctx context.Context, keys []string) (map[string]store.Target, error) {
 	items, err := s.batchGet(ctx, "links", keys, linkKey, true)
@@ -215,12 +265,12 @@ func (s *Store) Links(ctx context.Context, keys []string) (map[string]store.Targ
 // requesting UnprocessedKeys again with a doubling pause, at most s.retries times. It returns
 // the items found by the key that asked for them.
 func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf func(string) (string, string), consistent bool) (map[string]map[string]types.AttributeValue, error) {
-	byPK := map[string]string{}
+	byKey := map[string]string{} // pk NUL sk → the key that asked for it
 	var uniq []string
 	for _, k := range keys {
-		pk, _ := keyOf(k)
-		if _, dup := byPK[pk]; !dup {
-			byPK[pk] = k
+		pk, sk := keyOf(k)
+		if _, dup := byKey[pk+"\x00"+sk]; !dup {
+			byKey[pk+"\x00"+sk] = k
 			uniq = append(uniq, k)
 		}
 	}
@@ -239,7 +289,7 @@ func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf fu
 				return nil, classify("dynamo: "+op, err)
 			}
 			for _, item := range out.Responses[s.table] {
-				found[byPK[getS(item, attrPK)]] = item
+				found[byKey[getS(item, attrPK)+"\x00"+getS(item, attrSK)]] = item
 			}
 			left, ok := out.UnprocessedKeys[s.table]
 			if !ok || len(left.Keys) == 0 {
@@ -265,8 +315,8 @@ type what struct{ on, key string }
 
 // Commit implements store.Store as one TransactWriteItems.
 func (s *Store) Commit(ctx context.Context, t store.Tx) error {
-	if n := t.Size(); n > store.MaxTxItems {
-		return store.TooLarge("%d items, at most %d", n, store.MaxTxItems)
+	if err := t.Check(); err != nil {
+		return err
 	}
 	if t.Size() == 0 {
 		return nil
@@ -367,6 +417,12 @@ func (s *Store) Commit(ctx context.Context, t store.Tx) error {
 		item["band"] = str(p.Band)
 		item[attrExpires] = num(p.Expires.Unix())
 		if err := add(types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item}}, what{"history", fmt.Sprintf("%s/%d", p.Account, p.Day)}, item); err != nil {
+			return err
+		}
+	}
+	for _, r := range t.Receipts {
+		item := receiptItem(r)
+		if err := add(types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item}}, what{"receipt", fmt.Sprintf("%s/%d", r.Account, r.Bucket)}, item); err != nil {
 			return err
 		}
 	}
@@ -500,6 +556,16 @@ func distinct(t store.Tx) (store.Tx, map[string]store.Link, error) {
 		}
 		seenDay[day{p.Account, p.Day}] = len(out.History)
 		out.History = append(out.History, p)
+	}
+	seenReceipt := map[store.ReceiptKey]int{}
+	out.Receipts = nil
+	for _, r := range t.Receipts {
+		if i, ok := seenReceipt[r.ReceiptKey]; ok {
+			out.Receipts[i] = r
+			continue
+		}
+		seenReceipt[r.ReceiptKey] = len(out.Receipts)
+		out.Receipts = append(out.Receipts, r)
 	}
 	return out, guard, nil
 }

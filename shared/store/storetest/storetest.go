@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"a list shows the summary the writer indexed", summaries},
 		{"a cursor that was not returned for the query is refused", badCursors},
 		{"daily history points are kept per account and day until they expire", history},
+		{"receipts are kept per account and bucket, guarded by the account's version", receipts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -572,5 +573,53 @@ func history(t *testing.T, s store.Store) {
 	}
 	if got, _ := s.History(ctx, "nobody", day-60, day+1); len(got) != 0 {
 		t.Errorf("History of an unknown account = %+v, want none", got)
+	}
+}
+
+func receipts(t *testing.T, s store.Store) {
+	a := acct("acme", 60, account.BandNormal)
+	b := acct("beta", 60, account.BandNormal)
+	hour := time.Now().Add(time.Hour)
+	k1, k2 := store.ReceiptKey{Account: "acme", Bucket: 29_000_000}, store.ReceiptKey{Account: "acme", Bucket: 29_000_001}
+	kb := store.ReceiptKey{Account: "beta", Bucket: 29_000_000} // same bucket, another account
+	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: a}, {Account: b}}, Receipts: []store.Receipt{
+		{ReceiptKey: k1, IDs: []uint64{3, 7, 1 << 63}, Expires: hour},
+		{ReceiptKey: k2, IDs: []uint64{5}, Expires: time.Now().Add(-time.Minute)}, // expired: absent
+		{ReceiptKey: kb, IDs: []uint64{9}, Expires: hour},
+	}})
+	got, err := s.Received(ctx, []store.ReceiptKey{k1, k2, kb, {Account: "acme", Bucket: 1}, {Account: "nobody", Bucket: 29_000_000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[k1].Has(7) || !got[k1].Has(1<<63) || got[k1].Has(9) || !got[kb].Has(9) || got[kb].Has(3) {
+		t.Fatalf("Received = %+v, want acme's bucket {3, 7, 2^63} and beta's {9} only", got)
+	}
+	if r := got[k1]; r.Expires.Unix() != hour.Unix() || r.Account != "acme" || r.Bucket != k1.Bucket {
+		t.Errorf("receipt reads back as %+v", r)
+	}
+	// A later commit replaces the receipt whole; a failed one leaves it as it was.
+	mustCommit(t, s, store.Tx{Accounts: []store.Put{{Account: a, Expect: 1}}, Receipts: []store.Receipt{{ReceiptKey: k1, IDs: []uint64{1, 3, 7, 1 << 63}, Expires: hour}}})
+	err = s.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: a, Expect: 1}}, Receipts: []store.Receipt{{ReceiptKey: k1, IDs: []uint64{2}, Expires: hour}}})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a receipt written on a stale version: %v, want ErrConflict", err)
+	}
+	got, _ = s.Received(ctx, []store.ReceiptKey{k1})
+	if r := got[k1]; len(r.IDs) != 4 || !r.Has(1) || r.Has(2) {
+		t.Errorf("after a replace and a failed commit the receipt holds %v, want [1 3 7 2^63]", r.IDs)
+	}
+	// A receipt is only written under its account's version condition.
+	err = s.Commit(ctx, store.Tx{Accounts: []store.Put{{Account: b, Expect: 1}}, Receipts: []store.Receipt{{ReceiptKey: k1, IDs: []uint64{4}, Expires: hour}}})
+	if err == nil || errors.Is(err, store.ErrConflict) {
+		t.Errorf("a receipt of acme in a commit of beta: %v, want a refusal", err)
+	}
+	if err := s.Commit(ctx, store.Tx{Receipts: []store.Receipt{{ReceiptKey: k1, IDs: []uint64{4}, Expires: hour}}}); err == nil {
+		t.Errorf("a receipt without any account put was accepted")
+	}
+	// Receipts share the account's partition on DynamoDB; they are not history and not accounts.
+	if pts, err := s.History(ctx, "acme", -1<<31+1, 1<<31-1); err != nil || len(pts) != 0 {
+		t.Errorf("History of an account with receipts = %v, %v; want none", pts, err)
+	}
+	if g, err := s.Get(ctx, "acme"); err != nil || g.Version != 2 {
+		t.Errorf("Get(acme) = %v, %v; want version 2", g, err)
 	}
 }
