@@ -67,8 +67,12 @@ type write struct {
 	// expires, when set, gives a key's marker expiry; others expire MarkerTTL after now.
 	expires map[string]time.Time
 	// seen, when set, is a dedupe lookup of keys the caller made already; the first attempt
-	// uses it instead of reading again, a retry after a conflict reads afresh.
+	// uses it for keys recorded by markers instead of reading again, a retry after a conflict
+	// reads afresh. Keys in packed are always read after the account.
 	seen map[string]bool
+	// packed records keys (product messages with a timestamp of their own) in the target
+	// account's receipt for the bucket of their timestamp instead of by a marker each.
+	packed map[string]mark
 	// resolve names the target account and what else the write links or folds in. It runs on
 	// every attempt, so it sees links committed by a concurrent writer.
 	resolve func(ctx context.Context) (plan, error)
@@ -82,6 +86,17 @@ type write struct {
 	// occurred is the time of the fact the write applies (events' occurred_at); zero = now.
 	occurred time.Time
 }
+
+// mark is how a product message is recorded in a receipt: its timestamp's bucket and its id's
+// ReceiptID.
+type mark struct {
+	bucket int64
+	id     uint64
+}
+
+// receiptCap is how many ids one receipt takes before further messages of its bucket get a
+// marker each; a variable so tests can reach it.
+var receiptCap = store.MaxReceiptIDs
 
 type plan struct {
 	target string
@@ -138,24 +153,27 @@ func (s *Service) run(ctx context.Context, w write, now time.Time) (outcome, err
 
 func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome, error) {
 	var out outcome
-	seen := w.seen
-	if len(w.keys) > 0 && seen == nil {
-		var err error
-		if seen, err = s.Store.Seen(ctx, w.keys); err != nil {
-			return out, fault.Dependency("dedupe lookup", err)
-		}
-	}
-	fresh := map[string]bool{}
+	// Markers can be checked before the account is known; receipts only after it is read.
+	seen := map[string]bool{}
+	var markerKeys []string
 	for _, k := range w.keys {
-		if seen[k] {
-			out.duplicate = append(out.duplicate, k)
-		} else if !fresh[k] {
-			fresh[k] = true
-			out.applied = append(out.applied, k)
+		if _, ok := w.packed[k]; !ok {
+			markerKeys = append(markerKeys, k)
 		}
 	}
-	if len(w.keys) > 0 && len(fresh) == 0 && !w.always {
-		return out, nil
+	if len(markerKeys) > 0 {
+		if w.seen == nil {
+			var err error
+			if w.seen, err = s.Store.Seen(ctx, markerKeys); err != nil {
+				return out, fault.Dependency("dedupe lookup", err)
+			}
+		}
+		for _, k := range markerKeys {
+			seen[k] = w.seen[k]
+		}
+	}
+	if len(w.packed) == 0 && len(w.keys) > 0 && !w.always && !slices.ContainsFunc(w.keys, func(k string) bool { return !seen[k] }) {
+		return dedupeOnly(w.keys, seen), nil
 	}
 	p, err := w.resolve(ctx)
 	if err != nil {
@@ -175,6 +193,23 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		if cur, expect, err = s.load(ctx, p.target, now); err != nil {
 			return out, err
 		}
+	}
+	// The receipts are read after the account: they show at least what the version read
+	// recorded, and a later commit fails this one on the version.
+	var receipts map[store.ReceiptKey]store.Receipt
+	var spilled map[string]bool
+	if len(w.packed) > 0 {
+		if receipts, spilled, err = s.received(ctx, cur.ID, w, seen); err != nil {
+			return out, err
+		}
+	}
+	out = dedupeOnly(w.keys, seen)
+	if len(w.keys) > 0 && len(out.applied) == 0 && !w.always {
+		return out, nil
+	}
+	fresh := make(map[string]bool, len(out.applied))
+	for _, k := range out.applied {
+		fresh[k] = true
 	}
 	out.account = cur.ID
 	a := cur.Clone()
@@ -232,13 +267,7 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 	}
 	a.UpdatedAt = now.UTC()
 	tx.Accounts = append([]store.Put{{Account: a, Expect: expect, Summary: s.summarize(a)}}, tx.Accounts...)
-	for k := range fresh {
-		exp, ok := w.expires[k]
-		if !ok {
-			exp = now.Add(MarkerTTL)
-		}
-		tx.Markers = append(tx.Markers, store.Marker{Key: k, Expires: exp})
-	}
+	tx.Markers, tx.Receipts = records(a.ID, out.applied, w, receipts, spilled, now)
 	tx.Links = append(tx.Links, p.links...)
 	if pt, ok := risk.DayPoint(old, a.Health, now); ok {
 		tx.History = append(tx.History, store.Point{Account: a.ID, Day: pt.Day, Score: pt.Score, Band: pt.Band, Expires: now.Add(store.HistoryTTL)})
@@ -260,6 +289,113 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 		s.Committed()
 	}
 	return out, nil
+}
+
+// dedupeOnly splits keys into the applied (first of each, not seen) and the duplicates.
+func dedupeOnly(keys []string, seen map[string]bool) outcome {
+	var out outcome
+	fresh := map[string]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			out.duplicate = append(out.duplicate, k)
+		} else if !fresh[k] {
+			fresh[k] = true
+			out.applied = append(out.applied, k)
+		}
+	}
+	return out
+}
+
+// received reads acct's receipts for w's packed keys and marks in seen the keys they record.
+// A key whose receipt is full was recorded by a marker, if at all: those markers are read too,
+// and such keys are returned in spilled (the whole bucket's new keys get markers).
+func (s *Service) received(ctx context.Context, acct string, w write, seen map[string]bool) (map[store.ReceiptKey]store.Receipt, map[string]bool, error) {
+	var keys []store.ReceiptKey
+	for _, k := range w.keys {
+		if m, ok := w.packed[k]; ok {
+			keys = append(keys, store.ReceiptKey{Account: acct, Bucket: m.bucket})
+		}
+	}
+	recs, err := s.Store.Received(ctx, keys)
+	if err != nil {
+		return nil, nil, fault.Dependency("dedupe lookup", err)
+	}
+	var full []string
+	for _, k := range w.keys {
+		m, ok := w.packed[k]
+		if !ok {
+			continue
+		}
+		r := recs[store.ReceiptKey{Account: acct, Bucket: m.bucket}]
+		switch {
+		case r.Has(m.id):
+			seen[k] = true
+		case len(r.IDs) >= receiptCap:
+			full = append(full, k)
+		}
+	}
+	if len(full) == 0 {
+		return recs, nil, nil
+	}
+	marked, err := s.Store.Seen(ctx, full)
+	if err != nil {
+		return nil, nil, fault.Dependency("dedupe lookup", err)
+	}
+	spilled := make(map[string]bool, len(full))
+	for _, k := range full {
+		seen[k] = seen[k] || marked[k]
+		spilled[k] = true
+	}
+	return recs, spilled, nil
+}
+
+// records is what a commit writes to remember the applied keys: their ids added to the
+// receipts of acct (recs as read), up to receiptCap ids a receipt, and a marker for every
+// other key. A receipt lives as long as the longest-lived mark of its bucket, markers that
+// spilled over included, so a receipt that is absent means no mark of its bucket is alive.
+func records(acct string, applied []string, w write, recs map[store.ReceiptKey]store.Receipt, spilled map[string]bool, now time.Time) ([]store.Marker, []store.Receipt) {
+	var markers []store.Marker
+	byKey := map[store.ReceiptKey]*store.Receipt{}
+	var order []store.ReceiptKey
+	receipt := func(b int64) *store.Receipt {
+		k := store.ReceiptKey{Account: acct, Bucket: b}
+		if r, ok := byKey[k]; ok {
+			return r
+		}
+		old := recs[k]
+		r := &store.Receipt{ReceiptKey: k, IDs: slices.Clone(old.IDs), Expires: old.Expires}
+		byKey[k] = r
+		order = append(order, k)
+		return r
+	}
+	for _, k := range applied {
+		exp, ok := w.expires[k]
+		if !ok {
+			exp = now.Add(MarkerTTL)
+		}
+		m, packed := w.packed[k]
+		if !packed {
+			markers = append(markers, store.Marker{Key: k, Expires: exp})
+			continue
+		}
+		r := receipt(m.bucket)
+		if exp.After(r.Expires) {
+			r.Expires = exp
+		}
+		if spilled[k] || len(r.IDs) >= receiptCap {
+			markers = append(markers, store.Marker{Key: k, Expires: exp})
+			continue
+		}
+		r.IDs = append(r.IDs, m.id)
+	}
+	out := make([]store.Receipt, 0, len(order))
+	for _, k := range order {
+		r := byKey[k]
+		slices.Sort(r.IDs)
+		r.IDs = slices.Compact(r.IDs)
+		out = append(out, *r)
+	}
+	return markers, out
 }
 
 // load returns the stored account (or a new one) and the version to expect when writing it.

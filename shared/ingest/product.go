@@ -209,10 +209,6 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 			users = append(users, userLink(u))
 		}
 	}
-	seen, err := s.Store.Seen(ctx, keys)
-	if err != nil {
-		return fault.Dependency("dedupe lookup", err)
-	}
 	links, err := s.Store.Links(ctx, users)
 	if err != nil {
 		return fault.Dependency("membership lookup", err)
@@ -222,6 +218,10 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	for k, t := range links {
 		u := strings.TrimPrefix(k, "user:")
 		stored[u], pending[u] = t.Account, t.Pending
+	}
+	seen, err := s.seenBefore(ctx, msgs, keys, stored)
+	if err != nil {
+		return err
 	}
 
 	// Resolve accounts in message order, learning memberships as we go.
@@ -493,8 +493,9 @@ func userKeys(m *usage.Message) []string {
 	return out
 }
 
-// split cuts one account's messages into as few commits as fit a transaction (a marker per
-// message and at most one membership link per distinct user), starting a new one at every
+// split cuts one account's messages into as few commits as fit a transaction (at most one
+// item per message — a receipt's share, or a marker when the message has no time of its own or
+// its receipt is full — and one membership link per distinct user), starting a new one at every
 // group call that links a Stripe customer, so each commit links at most one.
 func split(ps []*parsed) [][]*parsed {
 	var out [][]*parsed
@@ -525,13 +526,18 @@ func split(ps []*parsed) [][]*parsed {
 func (s *Service) applyMessages(ctx context.Context, acct string, ps []*parsed, members, stored map[string]string, seen map[string]bool, now time.Time, deferScore bool) (applied, duplicate int, refused string, err error) {
 	keys := make([]string, len(ps))
 	expires := make(map[string]time.Time, len(ps))
+	packed := make(map[string]mark, len(ps))
 	for i, p := range ps {
 		keys[i] = p.key
 		expires[p.key] = p.msg.Expiry(p.received, MarkerTTL)
+		if m, ok := markOf(&p.msg); ok {
+			packed[p.key] = m
+		}
 	}
 	out, err := s.run(ctx, write{
 		keys:       keys,
 		expires:    expires,
+		packed:     packed,
 		seen:       seen,
 		deferScore: deferScore,
 		occurred:   newestAt(ps),
@@ -634,6 +640,7 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 		var dropped []store.Held
 		var msgs []usage.Message
 		expires := map[string]time.Time{}
+		packed := map[string]mark{}
 		var links []store.Link
 		for i, h := range hs {
 			if 2*len(keys)+len(dropped)+len(links)+3 > store.MaxTxItems-txReserve {
@@ -654,6 +661,9 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 			key := "msg:" + h.MessageID
 			keys, msgs = append(keys, key), append(msgs, m)
 			expires[key] = m.Expiry(now, MarkerTTL)
+			if mk, ok := markOf(&m); ok {
+				packed[key] = mk
+			}
 			for _, u := range userKeys(&m) {
 				if u != user && u != person && !slices.ContainsFunc(others, func(a alias) bool { return a.key == u }) {
 					others = append(others, alias{key: u, person: string(m.UserID)})
@@ -664,6 +674,7 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 		_, err = s.run(ctx, write{
 			keys:    keys,
 			expires: expires,
+			packed:  packed,
 			always:  true,
 			resolve: func(context.Context) (plan, error) { return plan{target: acct, links: links}, nil },
 			apply: func(a *account.Account, fresh map[string]bool, tx *store.Tx) error {
@@ -682,6 +693,68 @@ func (s *Service) releaseUser(ctx context.Context, user, person, acct string, no
 		s.logger().Info("released held messages", "account", acct, "count", len(hs))
 	}
 	return others, nil
+}
+
+// markOf is how m's delivery is recorded: in the receipt of its timestamp's bucket, unless it
+// carries no time of its own (a replay would get another receipt time, so another bucket):
+// such a message keeps a marker of its own.
+func markOf(m *usage.Message) (mark, bool) {
+	if m.Received {
+		return mark{}, false
+	}
+	return mark{bucket: store.BucketOf(m.At), id: store.ReceiptID(string(m.MessageID))}, true
+}
+
+// seenBefore looks up which of msgs (keys[i] is msgs[i]'s) were applied already, before their
+// accounts are resolved, so a duplicate teaches no membership: markers for messages without a
+// time of their own, receipts of the account each message names or its user is linked to for
+// the rest. It is a first look; each commit checks again after reading its account.
+func (s *Service) seenBefore(ctx context.Context, msgs []*parsed, keys []string, stored map[string]string) (map[string]bool, error) {
+	var markerKeys []string
+	var rkeys []store.ReceiptKey
+	type where struct {
+		rk store.ReceiptKey
+		id uint64
+	}
+	tentative := map[string]where{}
+	for i, p := range msgs {
+		m, ok := markOf(&p.msg)
+		if !ok {
+			markerKeys = append(markerKeys, keys[i])
+			continue
+		}
+		acct := p.msg.Account()
+		for _, u := range userKeys(&p.msg) {
+			if acct == "" {
+				acct = stored[u]
+			}
+		}
+		if acct == "" {
+			continue
+		}
+		rk := store.ReceiptKey{Account: acct, Bucket: m.bucket}
+		tentative[keys[i]] = where{rk, m.id}
+		rkeys = append(rkeys, rk)
+	}
+	seen := map[string]bool{}
+	if len(markerKeys) > 0 {
+		var err error
+		if seen, err = s.Store.Seen(ctx, markerKeys); err != nil {
+			return nil, fault.Dependency("dedupe lookup", err)
+		}
+	}
+	if len(rkeys) > 0 {
+		recs, err := s.Store.Received(ctx, rkeys)
+		if err != nil {
+			return nil, fault.Dependency("dedupe lookup", err)
+		}
+		for k, w := range tentative {
+			if r, ok := recs[w.rk]; ok && r.Has(w.id) {
+				seen[k] = true
+			}
+		}
+	}
+	return seen, nil
 }
 
 // applyMessage applies m to a. A message from beyond usage.Horizon may have outlived its

@@ -439,6 +439,9 @@ func TestATransactionNamingAnItemTwiceCommitsAsBoltDoes(t *testing.T) {
 		{"one link forced and expected", store.Tx{Links: []store.Link{{Key: "user:u0", Account: "globex", Force: true}, {Key: "user:u0", Account: "initech", Expect: "acme"}}}},
 		{"one link expected at two targets", store.Tx{Links: []store.Link{{Key: "user:u0", Account: "globex", Expect: "acme"}, {Key: "user:u0", Account: "initech", Expect: "globex"}}}},
 		{"one account at two versions", store.Tx{Accounts: []store.Put{{Account: acct("acme", 50, account.BandNormal), Expect: 1}, {Account: acct("acme", 40, account.BandBad)}}}},
+		{"the same receipt twice", store.Tx{Accounts: []store.Put{{Account: acct("acme", 50, account.BandNormal), Expect: 1}},
+			Receipts: []store.Receipt{{ReceiptKey: store.ReceiptKey{Account: "acme", Bucket: 7}, IDs: []uint64{1}, Expires: exp},
+				{ReceiptKey: store.ReceiptKey{Account: "acme", Bucket: 7}, IDs: []uint64{1, 2}, Expires: later}}}},
 	}
 	observe := func(s store.Store, err error) string {
 		seen, _ := s.Seen(ctx, []string{"msg:1"})
@@ -446,12 +449,14 @@ func TestATransactionNamingAnItemTwiceCommitsAsBoltDoes(t *testing.T) {
 		hist, _ := s.History(ctx, "acme", 0, 100)
 		held, _ := s.Held(ctx, "u")
 		a, _ := s.Get(ctx, "acme")
+		rk := store.ReceiptKey{Account: "acme", Bucket: 7}
+		recs, _ := s.Received(ctx, []store.ReceiptKey{rk})
 		var days []string
 		for _, p := range hist {
 			days = append(days, fmt.Sprintf("%d:%d:%s", p.Day, p.Score, p.Band))
 		}
-		return fmt.Sprintf("conflict %v, seen %v, links %v, history %v, held %d, account v%d score %d",
-			errors.Is(err, store.ErrConflict), seen, links, days, len(held), a.Version, a.Health.Score)
+		return fmt.Sprintf("conflict %v, seen %v, links %v, history %v, held %d, account v%d score %d, receipt %v until %d",
+			errors.Is(err, store.ErrConflict), seen, links, days, len(held), a.Version, a.Health.Score, recs[rk].IDs, recs[rk].Expires.Unix())
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
