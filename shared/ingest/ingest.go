@@ -94,6 +94,10 @@ type mark struct {
 	id     uint64
 }
 
+// errReceiptsFull says a commit's messages spilled over full receipts into more markers than
+// one transaction takes; the caller commits them in smaller parts.
+var errReceiptsFull = fault.New("product commit", fault.Permanent, "receipts full: too many markers for one transaction")
+
 // receiptCap is how many ids one receipt takes before further messages of its bucket get a
 // marker each; a variable so tests can reach it.
 var receiptCap = store.MaxReceiptIDs
@@ -278,6 +282,11 @@ func (s *Service) attempt(ctx context.Context, w write, now time.Time) (outcome,
 			return out, fault.E("encode event", fault.Internal, err)
 		}
 		tx.Outbox = append(tx.Outbox, store.Message{ID: e.ID, Body: body, Attributes: e.Attributes()})
+	}
+	if len(w.packed) > 0 && tx.Size() > store.MaxTxItems {
+		// split keeps a commit of packed messages inside the limits unless receipts filled
+		// up and spilled into markers.
+		return out, errReceiptsFull
 	}
 	if err := s.Store.Commit(ctx, tx); err != nil {
 		if errors.Is(err, store.ErrConflict) {

@@ -259,9 +259,16 @@ func (s *Service) applyProduct(ctx context.Context, msgs []*parsed, now time.Tim
 	}
 
 	for _, acct := range order {
-		parts := split(byAccount[acct])
-		for i, part := range parts {
+		parts := split(byAccount[acct], false)
+		for i := 0; i < len(parts); i++ {
+			part := parts[i]
 			n, dup, refused, err := s.applyMessages(ctx, acct, part, members, stored, seen, now, i < len(parts)-1)
+			if errors.Is(err, errReceiptsFull) && len(part) > 1 {
+				// Full receipts spill into a marker a message: commit this part in smaller ones.
+				parts = slices.Concat(parts[:i], split(part, true), parts[i+1:])
+				i--
+				continue
+			}
 			if err != nil {
 				for _, rest := range parts[i:] {
 					fail(err, rest...)
@@ -493,29 +500,48 @@ func userKeys(m *usage.Message) []string {
 	return out
 }
 
-// split cuts one account's messages into as few commits as fit a transaction (at most one
-// item per message — a receipt's share, or a marker when the message has no time of its own or
-// its receipt is full — and one membership link per distinct user), starting a new one at every
-// group call that links a Stripe customer, so each commit links at most one.
-func split(ps []*parsed) [][]*parsed {
+// maxPerCommit bounds the messages of one commit, so a conflict retries a bounded amount.
+const maxPerCommit = 500
+
+// split cuts one account's messages into as few commits as fit a transaction, starting a new
+// one at every group call that links a Stripe customer, so each commit links at most one. A
+// commit writes a receipt per minute its messages fall in, a marker per message without a
+// time of its own, and a membership link per new user; perMessage counts an item for every
+// message instead, for the rare commit whose receipts are full and spill into markers.
+func split(ps []*parsed, perMessage bool) [][]*parsed {
 	var out [][]*parsed
 	var cur []*parsed
 	users := map[string]bool{}
+	buckets := map[int64]bool{}
+	marked := 0
 	for _, p := range ps {
 		keys := userKeys(&p.msg)
-		n := 1
+		n := 0 // items p adds
 		for _, u := range keys {
 			if !users[u] {
 				n++
 			}
 		}
-		if len(cur) > 0 && (len(cur)+len(users)+n > store.MaxTxItems-txReserve || p.msg.StripeCustomer() != "") {
+		m, packed := markOf(&p.msg)
+		if perMessage || !packed || !buckets[m.bucket] {
+			n++
+		}
+		items := len(users) + len(buckets) + marked
+		if perMessage {
+			items = len(users) + len(cur)
+		}
+		if len(cur) > 0 && (items+n > store.MaxTxItems-txReserve || len(cur) == maxPerCommit || p.msg.StripeCustomer() != "") {
 			out = append(out, cur)
-			cur, users = nil, map[string]bool{}
+			cur, users, buckets, marked = nil, map[string]bool{}, map[int64]bool{}, 0
 		}
 		cur = append(cur, p)
 		for _, u := range keys {
 			users[u] = true
+		}
+		if packed {
+			buckets[m.bucket] = true
+		} else {
+			marked++
 		}
 	}
 	return append(out, cur)

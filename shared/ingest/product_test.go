@@ -74,18 +74,21 @@ func TestOneRequestWritesEachAccountOnceAndReadsDedupeOnce(t *testing.T) {
 	tests := []struct {
 		name     string
 		messages int
+		batch    func(acct string, from, n int) []json.RawMessage
 		commits  int
 	}{
-		{"a small batch is one commit", 10, 1},
-		{"60 messages of one account are one commit (was 2 chunks of 30)", 60, 1},
-		{"100 messages need two commits: 100 markers and the account exceed 100 items (was 4)", 100, 2},
+		{"a small batch is one commit", 10, batch, 1},
+		{"60 messages of one account are one commit (was 2 chunks of 30)", 60, batch, 1},
+		{"100 messages of 100 minutes need two commits: 100 receipts and the account exceed 100 items (was 4)", 100, batch, 2},
+		{"500 messages of one minute are one commit: one receipt", 500, sameMinute, 1},
+		{"600 messages of one minute are two commits: at most 500 a commit", 600, sameMinute, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc, st := newService(t)
 			c := &counting{Store: st}
 			svc.Store = c
-			res, err := svc.Product(context.Background(), batch("acme", 0, tt.messages), now)
+			res, err := svc.Product(context.Background(), tt.batch("acme", 0, tt.messages), now)
 			if err != nil || res.Applied != tt.messages {
 				t.Fatalf("applied %d, %v", res.Applied, err)
 			}

@@ -176,3 +176,28 @@ func TestServicesWithoutASharedLockCountEachMessageOnce(t *testing.T) {
 		t.Errorf("applied %d, the account counts %d events; want each of the %d messages once", applied, n, len(msgs))
 	}
 }
+
+func TestMessagesSpillingOverAFullReceiptAreCommittedInSmallerParts(t *testing.T) {
+	defer func(n int) { receiptCap = n }(receiptCap)
+	receiptCap = 4
+	svc, st := newService(t)
+	rec := &recording{Store: st}
+	svc.Store = rec
+	msgs := sameMinute("acme", 0, 150) // one receipt of 4, then 146 markers: more than one transaction takes
+	res, err := svc.Product(context.Background(), msgs, now)
+	if err != nil || res.Applied != 150 || len(res.Failed) != 0 {
+		t.Fatalf("applied %d, failed %v, %v; want all 150", res.Applied, res.Failed, err)
+	}
+	for i, tx := range rec.txs {
+		if tx.Size() > store.MaxTxItems {
+			t.Errorf("commit %d wrote %d items", i, tx.Size())
+		}
+	}
+	if len(rec.txs) < 2 {
+		t.Errorf("%d commits, want the spill split into several", len(rec.txs))
+	}
+	res, err = svc.Product(context.Background(), msgs, now)
+	if err != nil || res.Duplicate != 150 {
+		t.Errorf("redelivery: %d duplicates, %v; want 150", res.Duplicate, err)
+	}
+}
