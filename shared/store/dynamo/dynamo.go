@@ -585,6 +585,7 @@ func outboxItem(t store.Tx, i int, now time.Time) map[string]types.AttributeValu
 		item["attrs"] = &types.AttributeValueMemberM{Value: attrs}
 	}
 	item[attrExpires] = num(now.Add(OutboxTTL).Unix())
+	indexOutbox(item, now) // the sweep's index (sweep.go)
 	return item
 }
 
