@@ -371,9 +371,24 @@ func TestEveryFunctionBuildsForLambdaOnArm64(t *testing.T) {
 // actions must name its resources.
 var dataServices = []string{"dynamodb", "sqs", "sns", "ssm", "secretsmanager", "kms", "s3", "logs"}
 
+// onEveryResource are the data actions AWS authorizes only on "*" that a function of the
+// template needs: a grant of these alone on exactly "*" is not broad, nothing else is allowed.
+//
+//   - dynamodb:ListStreams: Lambda's DynamoDB stream event source mapping calls it with the
+//     execution role (the Lambda developer guide's execution role permissions for DynamoDB:
+//     DescribeStream, GetRecords, GetShardIterator, ListStreams; a mapping without it is refused
+//     with "Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream,
+//     and ListStreams Actions on your stream in IAM", aws-amplify/amplify-js#4793), and ListStreams
+//     supports no resource-level permission: the Service Authorization Reference for DynamoDB
+//     lists no resource type for it, so only "*" grants it (aws/aws-cdk#10631, which changed
+//     grantTableListStreams from the stream's ARN to "*" for that reason; aws/aws-cdk#34575).
+//     The other three actions take the stream's ARN.
+var onEveryResource = []string{"dynamodb:ListStreams"}
+
 // broadGrants lists the statements of a policy document that allow a data action (or any
 // action) on every resource, on a resource pattern with a wildcard, or through NotResource, and
-// wildcard data actions. Fn::If branches are both checked.
+// wildcard data actions. Fn::If branches are both checked. A statement granting only actions of
+// onEveryResource, on exactly "*", is not broad.
 func broadGrants(doc any) []string {
 	var found []string
 	for _, st := range list(dig(doc)["Statement"]) {
@@ -397,6 +412,9 @@ func broadGrants(doc any) []string {
 			if !data {
 				continue
 			}
+			if onlyOnEveryResource(stmt) {
+				continue
+			}
 			if _, ok := stmt["NotResource"]; ok {
 				found = append(found, fmt.Sprintf("statement %q: NotResource grants every other resource", sid))
 			}
@@ -413,6 +431,21 @@ func broadGrants(doc any) []string {
 		}
 	}
 	return found
+}
+
+// onlyOnEveryResource reports whether stmt grants nothing but actions of onEveryResource, on
+// exactly the resource "*".
+func onlyOnEveryResource(stmt map[string]any) bool {
+	actions, resources := list(stmt["Action"]), list(stmt["Resource"])
+	if len(actions) == 0 || len(resources) != 1 || resources[0] != "*" {
+		return false
+	}
+	for _, a := range actions {
+		if action, _ := a.(string); !slices.Contains(onEveryResource, action) {
+			return false
+		}
+	}
+	return true
 }
 
 // list is v as a list: a JSON array as is, a single value as a list of one, Fn::If as its
@@ -486,6 +519,10 @@ func TestTheBroadGrantCheckFindsWildcardsOnDataActions(t *testing.T) {
 		{"NotResource is broad", `{"Effect":"Allow","Action":"sqs:SendMessage","NotResource":"arn:aws:sqs:us-east-1:1:q"}`, true},
 		{"a non-data action on every resource is not this check's concern", `{"Effect":"Allow","Action":"xray:PutTraceSegments","Resource":"*"}`, false},
 		{"a Deny on every resource is fine", `{"Effect":"Deny","Action":"dynamodb:DeleteTable","Resource":"*"}`, false},
+		{"ListStreams alone on every resource is what a stream mapping needs", `{"Effect":"Allow","Action":"dynamodb:ListStreams","Resource":"*"}`, false},
+		{"ListStreams next to another data action on every resource is broad", `{"Effect":"Allow","Action":["dynamodb:ListStreams","dynamodb:GetRecords"],"Resource":"*"}`, true},
+		{"ListStreams on every resource and another is broad", `{"Effect":"Allow","Action":"dynamodb:ListStreams","Resource":["*",{"Fn::GetAtt":["Table","StreamArn"]}]}`, true},
+		{"ListStreams on a stream pattern is broad (and grants nothing)", `{"Effect":"Allow","Action":"dynamodb:ListStreams","Resource":{"Fn::Sub":"${Table.Arn}/stream/*"}}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -896,5 +933,67 @@ func TestTheTemplatesContractIsTheFunctionsOwn(t *testing.T) {
 		if !slices.Equal(here, theirs) {
 			t.Errorf("%s reads %v, the template's contract says %v", name, theirs, here)
 		}
+	}
+}
+
+// grants are the (action, resource) pairs a role's policies allow, resources as their logical
+// reference ("Table.StreamArn", "Table.Arn", the Sub pattern) or literal.
+func grants(role resource) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range list(role.Properties["Policies"]) {
+		for _, st := range list(dig(dig(p)["PolicyDocument"])["Statement"]) {
+			for _, b := range branches(st) {
+				stmt, _ := b.(map[string]any)
+				if stmt["Effect"] != "Allow" {
+					continue
+				}
+				for _, a := range list(stmt["Action"]) {
+					for _, r := range list(stmt["Resource"]) {
+						name := fmt.Sprint(r)
+						if ga, ok := dig(r)["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+							name = fmt.Sprintf("%v.%v", ga[0], ga[1])
+						} else if lits := literals(r); len(lits) == 1 {
+							name = lits[0]
+						} else if ref(r) != "" {
+							name = ref(r)
+						}
+						out[fmt.Sprint(a)] = append(out[fmt.Sprint(a)], name)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestThePublisherMayReadItsStreamAndSweepOnlyTheOutboxIndex(t *testing.T) {
+	tpl := load(t)
+	fns := functions(t, tpl)
+	pub := fns["publisher"]
+	g := grants(tpl.Resources[ref(pub.res.Properties["Role"])])
+	for action, want := range map[string][]string{
+		// Lambda's stream event source mapping (see onEveryResource).
+		"dynamodb:DescribeStream":   {"Table.StreamArn"},
+		"dynamodb:GetRecords":       {"Table.StreamArn"},
+		"dynamodb:GetShardIterator": {"Table.StreamArn"},
+		"dynamodb:ListStreams":      {"*"},
+		// The sweep: the outbox index only, never the table or another index.
+		"dynamodb:Query": {"${Table.Arn}/index/outbox"},
+	} {
+		if got := g[action]; !slices.Equal(got, want) {
+			t.Errorf("publisher role grants %s on %v, want exactly %v", action, got, want)
+		}
+	}
+
+	sweeps := events(pub)["Schedule"]
+	if len(sweeps) != 1 {
+		t.Fatalf("publisher has %d schedules, want one (the outbox sweep)", len(sweeps))
+	}
+	param := tpl.Parameters[ref(sweeps[0]["Schedule"])]
+	if def, _ := param["Default"].(string); !strings.HasPrefix(def, "rate(") && !strings.HasPrefix(def, "cron(") {
+		t.Errorf("the sweep's schedule is %v, want a parameter with a schedule expression as its default", sweeps[0]["Schedule"])
+	}
+	if len(events(pub)["DynamoDB"]) != 1 {
+		t.Error("the publisher lost its stream trigger next to the schedule")
 	}
 }
