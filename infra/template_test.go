@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,6 +103,7 @@ func repoRoot(t *testing.T) string {
 }
 
 type template struct {
+	Rules      map[string]map[string]any `json:"Rules"`
 	Globals    map[string]any            `json:"Globals"`
 	Parameters map[string]map[string]any `json:"Parameters"`
 	Resources  map[string]resource       `json:"Resources"`
@@ -995,5 +997,124 @@ func TestThePublisherMayReadItsStreamAndSweepOnlyTheOutboxIndex(t *testing.T) {
 	}
 	if len(events(pub)["DynamoDB"]) != 1 {
 		t.Error("the publisher lost its stream trigger next to the schedule")
+	}
+}
+
+// ruleValue evaluates a CloudFormation rule expression (Ref, Fn::Equals, Fn::Not, Fn::And,
+// Fn::Or, Fn::Contains) with parameters' values as strings, as CloudFormation compares them.
+func ruleValue(t *testing.T, v any, params map[string]string) any {
+	t.Helper()
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return fmt.Sprint(x)
+	case bool:
+		return x
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = ruleValue(t, e, params)
+		}
+		return out
+	case map[string]any:
+		if len(x) != 1 {
+			break
+		}
+		for fn, arg := range x {
+			args, _ := arg.([]any)
+			truth := func(i int) bool { b, _ := ruleValue(t, args[i], params).(bool); return b }
+			switch fn {
+			case "Ref":
+				v, ok := params[fmt.Sprint(arg)]
+				if !ok {
+					t.Fatalf("rule refers to %v, not a parameter given", arg)
+				}
+				return v
+			case "Fn::Equals":
+				return fmt.Sprint(ruleValue(t, args[0], params)) == fmt.Sprint(ruleValue(t, args[1], params))
+			case "Fn::Not":
+				return !truth(0)
+			case "Fn::And", "Fn::Or":
+				all, any_ := true, false
+				for i := range args {
+					all, any_ = all && truth(i), any_ || truth(i)
+				}
+				return (fn == "Fn::And" && all) || (fn == "Fn::Or" && any_)
+			case "Fn::Contains":
+				list, _ := ruleValue(t, args[0], params).([]any)
+				return slices.Contains(list, ruleValue(t, args[1], params))
+			}
+		}
+	}
+	t.Fatalf("rule expression %v is not one this test evaluates", v)
+	return nil
+}
+
+// refusedByRules returns the descriptions of the template's rule assertions that params fail.
+func refusedByRules(t *testing.T, tpl template, params map[string]string) []string {
+	t.Helper()
+	var refused []string
+	for name, rule := range tpl.Rules {
+		if cond, ok := rule["RuleCondition"]; ok {
+			if applies, _ := ruleValue(t, cond, params).(bool); !applies {
+				continue
+			}
+		}
+		for _, a := range list(rule["Assertions"]) {
+			if ok, _ := ruleValue(t, dig(a)["Assert"], params).(bool); !ok {
+				desc, _ := dig(a)["AssertDescription"].(string)
+				if strings.TrimSpace(desc) == "" {
+					t.Errorf("rule %s refuses without an AssertDescription: the deployer would not know why", name)
+				}
+				refused = append(refused, name+": "+desc)
+			}
+		}
+	}
+	return refused
+}
+
+// lambdaRefuses says why Lambda's CreateEventSourceMapping would refuse the mappings these
+// parameters configure (Lambda API reference, EventSourceMappingConfiguration), or "".
+func lambdaRefuses(p map[string]string) string {
+	n := func(k string) int { v, _ := strconv.Atoi(p[k]); return v }
+	if n("ProductBatchSize") > 10 && n("ProductBatchingWindowSeconds") < 1 {
+		return "an SQS batch size over 10 needs a batching window of at least 1 s"
+	}
+	if age := n("PublisherMaxRecordAgeSeconds"); age != -1 && age < 60 {
+		return "a maximum record age is -1 or at least 60 s"
+	}
+	return ""
+}
+
+func TestTheTemplateRefusesExactlyTheParameterCombinationsLambdaRefuses(t *testing.T) {
+	tpl := load(t)
+	// Every value the parameters' own constraints allow at the edges of Lambda's rules.
+	for _, batch := range []string{"1", "10", "11", "100", "10000"} {
+		for _, window := range []string{"0", "1", "5", "300"} {
+			for _, age := range []string{"-1", "0", "59", "60", "604800"} {
+				params := map[string]string{"ProductBatchSize": batch, "ProductBatchingWindowSeconds": window, "PublisherMaxRecordAgeSeconds": age}
+				for name, p := range tpl.Parameters {
+					if _, set := params[name]; !set {
+						params[name] = fmt.Sprint(p["Default"])
+					}
+				}
+				why := lambdaRefuses(params)
+				refused := refusedByRules(t, tpl, params)
+				if why != "" && len(refused) == 0 {
+					t.Errorf("batch %s, window %s s, record age %s s: the template deploys it, Lambda refuses it (%s)", batch, window, age, why)
+				}
+				if why == "" && len(refused) > 0 {
+					t.Errorf("batch %s, window %s s, record age %s s: Lambda accepts it, the template refuses it: %v", batch, window, age, refused)
+				}
+			}
+		}
+	}
+	defaults := map[string]string{}
+	for name, p := range tpl.Parameters {
+		defaults[name] = fmt.Sprint(p["Default"])
+	}
+	if refused := refusedByRules(t, tpl, defaults); len(refused) > 0 {
+		t.Errorf("the default parameters are refused: %v", refused)
 	}
 }
