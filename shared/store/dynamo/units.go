@@ -121,3 +121,20 @@ func indexEntrySize(item map[string]types.AttributeValue, attrs ...string) int {
 	}
 	return itemSize(entry) + 100
 }
+
+// AccountBytes is the size DynamoDB measures of the item Commit writes for p (what storage
+// and write units are billed by).
+func AccountBytes(p store.Put) (int, error) {
+	item, err := accountItem(p)
+	if err != nil {
+		return 0, err
+	}
+	return itemSize(item), nil
+}
+
+// MarkerBytes is the size DynamoDB measures of the item Commit writes for m.
+func MarkerBytes(m store.Marker) int {
+	item := key(markerKey(m.Key))
+	item[attrExpires] = num(m.Expires.Unix())
+	return itemSize(item)
+}
