@@ -995,6 +995,11 @@ func TestThePublisherMayReadItsStreamAndSweepOnlyTheOutboxIndex(t *testing.T) {
 	if def, _ := param["Default"].(string); !strings.HasPrefix(def, "rate(") && !strings.HasPrefix(def, "cron(") {
 		t.Errorf("the sweep's schedule is %v, want a parameter with a schedule expression as its default", sweeps[0]["Schedule"])
 	}
+	if pattern, _ := param["AllowedPattern"].(string); pattern == "" {
+		t.Error("the sweep's schedule parameter takes any string; a typo would fail the deploy late")
+	} else if re := regexp.MustCompile(pattern); !re.MatchString(fmt.Sprint(param["Default"])) || re.MatchString("hourly") {
+		t.Errorf("the sweep's schedule pattern %s refuses its default or accepts \"hourly\"", pattern)
+	}
 	if len(events(pub)["DynamoDB"]) != 1 {
 		t.Error("the publisher lost its stream trigger next to the schedule")
 	}
