@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,6 +103,7 @@ func repoRoot(t *testing.T) string {
 }
 
 type template struct {
+	Rules      map[string]map[string]any `json:"Rules"`
 	Globals    map[string]any            `json:"Globals"`
 	Parameters map[string]map[string]any `json:"Parameters"`
 	Resources  map[string]resource       `json:"Resources"`
@@ -371,9 +373,24 @@ func TestEveryFunctionBuildsForLambdaOnArm64(t *testing.T) {
 // actions must name its resources.
 var dataServices = []string{"dynamodb", "sqs", "sns", "ssm", "secretsmanager", "kms", "s3", "logs"}
 
+// onEveryResource are the data actions AWS authorizes only on "*" that a function of the
+// template needs: a grant of these alone on exactly "*" is not broad, nothing else is allowed.
+//
+//   - dynamodb:ListStreams: Lambda's DynamoDB stream event source mapping calls it with the
+//     execution role (the Lambda developer guide's execution role permissions for DynamoDB:
+//     DescribeStream, GetRecords, GetShardIterator, ListStreams; a mapping without it is refused
+//     with "Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream,
+//     and ListStreams Actions on your stream in IAM", aws-amplify/amplify-js#4793), and ListStreams
+//     supports no resource-level permission: the Service Authorization Reference for DynamoDB
+//     lists no resource type for it, so only "*" grants it (aws/aws-cdk#10631, which changed
+//     grantTableListStreams from the stream's ARN to "*" for that reason; aws/aws-cdk#34575).
+//     The other three actions take the stream's ARN.
+var onEveryResource = []string{"dynamodb:ListStreams"}
+
 // broadGrants lists the statements of a policy document that allow a data action (or any
 // action) on every resource, on a resource pattern with a wildcard, or through NotResource, and
-// wildcard data actions. Fn::If branches are both checked.
+// wildcard data actions. Fn::If branches are both checked. A statement granting only actions of
+// onEveryResource, on exactly "*", is not broad.
 func broadGrants(doc any) []string {
 	var found []string
 	for _, st := range list(dig(doc)["Statement"]) {
@@ -397,6 +414,9 @@ func broadGrants(doc any) []string {
 			if !data {
 				continue
 			}
+			if onlyOnEveryResource(stmt) {
+				continue
+			}
 			if _, ok := stmt["NotResource"]; ok {
 				found = append(found, fmt.Sprintf("statement %q: NotResource grants every other resource", sid))
 			}
@@ -413,6 +433,21 @@ func broadGrants(doc any) []string {
 		}
 	}
 	return found
+}
+
+// onlyOnEveryResource reports whether stmt grants nothing but actions of onEveryResource, on
+// exactly the resource "*".
+func onlyOnEveryResource(stmt map[string]any) bool {
+	actions, resources := list(stmt["Action"]), list(stmt["Resource"])
+	if len(actions) == 0 || len(resources) != 1 || resources[0] != "*" {
+		return false
+	}
+	for _, a := range actions {
+		if action, _ := a.(string); !slices.Contains(onEveryResource, action) {
+			return false
+		}
+	}
+	return true
 }
 
 // list is v as a list: a JSON array as is, a single value as a list of one, Fn::If as its
@@ -486,6 +521,10 @@ func TestTheBroadGrantCheckFindsWildcardsOnDataActions(t *testing.T) {
 		{"NotResource is broad", `{"Effect":"Allow","Action":"sqs:SendMessage","NotResource":"arn:aws:sqs:us-east-1:1:q"}`, true},
 		{"a non-data action on every resource is not this check's concern", `{"Effect":"Allow","Action":"xray:PutTraceSegments","Resource":"*"}`, false},
 		{"a Deny on every resource is fine", `{"Effect":"Deny","Action":"dynamodb:DeleteTable","Resource":"*"}`, false},
+		{"ListStreams alone on every resource is what a stream mapping needs", `{"Effect":"Allow","Action":"dynamodb:ListStreams","Resource":"*"}`, false},
+		{"ListStreams next to another data action on every resource is broad", `{"Effect":"Allow","Action":["dynamodb:ListStreams","dynamodb:GetRecords"],"Resource":"*"}`, true},
+		{"ListStreams on every resource and another is broad", `{"Effect":"Allow","Action":"dynamodb:ListStreams","Resource":["*",{"Fn::GetAtt":["Table","StreamArn"]}]}`, true},
+		{"ListStreams on a stream pattern is broad (and grants nothing)", `{"Effect":"Allow","Action":"dynamodb:ListStreams","Resource":{"Fn::Sub":"${Table.Arn}/stream/*"}}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -896,5 +935,191 @@ func TestTheTemplatesContractIsTheFunctionsOwn(t *testing.T) {
 		if !slices.Equal(here, theirs) {
 			t.Errorf("%s reads %v, the template's contract says %v", name, theirs, here)
 		}
+	}
+}
+
+// grants are the (action, resource) pairs a role's policies allow, resources as their logical
+// reference ("Table.StreamArn", "Table.Arn", the Sub pattern) or literal.
+func grants(role resource) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range list(role.Properties["Policies"]) {
+		for _, st := range list(dig(dig(p)["PolicyDocument"])["Statement"]) {
+			for _, b := range branches(st) {
+				stmt, _ := b.(map[string]any)
+				if stmt["Effect"] != "Allow" {
+					continue
+				}
+				for _, a := range list(stmt["Action"]) {
+					for _, r := range list(stmt["Resource"]) {
+						name := fmt.Sprint(r)
+						if ga, ok := dig(r)["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
+							name = fmt.Sprintf("%v.%v", ga[0], ga[1])
+						} else if lits := literals(r); len(lits) == 1 {
+							name = lits[0]
+						} else if ref(r) != "" {
+							name = ref(r)
+						}
+						out[fmt.Sprint(a)] = append(out[fmt.Sprint(a)], name)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestThePublisherMayReadItsStreamAndSweepOnlyTheOutboxIndex(t *testing.T) {
+	tpl := load(t)
+	fns := functions(t, tpl)
+	pub := fns["publisher"]
+	g := grants(tpl.Resources[ref(pub.res.Properties["Role"])])
+	for action, want := range map[string][]string{
+		// Lambda's stream event source mapping (see onEveryResource).
+		"dynamodb:DescribeStream":   {"Table.StreamArn"},
+		"dynamodb:GetRecords":       {"Table.StreamArn"},
+		"dynamodb:GetShardIterator": {"Table.StreamArn"},
+		"dynamodb:ListStreams":      {"*"},
+		// The sweep: the outbox index only, never the table or another index.
+		"dynamodb:Query": {"${Table.Arn}/index/outbox"},
+	} {
+		if got := g[action]; !slices.Equal(got, want) {
+			t.Errorf("publisher role grants %s on %v, want exactly %v", action, got, want)
+		}
+	}
+
+	sweeps := events(pub)["Schedule"]
+	if len(sweeps) != 1 {
+		t.Fatalf("publisher has %d schedules, want one (the outbox sweep)", len(sweeps))
+	}
+	param := tpl.Parameters[ref(sweeps[0]["Schedule"])]
+	if def, _ := param["Default"].(string); !strings.HasPrefix(def, "rate(") && !strings.HasPrefix(def, "cron(") {
+		t.Errorf("the sweep's schedule is %v, want a parameter with a schedule expression as its default", sweeps[0]["Schedule"])
+	}
+	if pattern, _ := param["AllowedPattern"].(string); pattern == "" {
+		t.Error("the sweep's schedule parameter takes any string; a typo would fail the deploy late")
+	} else if re := regexp.MustCompile(pattern); !re.MatchString(fmt.Sprint(param["Default"])) || re.MatchString("hourly") {
+		t.Errorf("the sweep's schedule pattern %s refuses its default or accepts \"hourly\"", pattern)
+	}
+	if len(events(pub)["DynamoDB"]) != 1 {
+		t.Error("the publisher lost its stream trigger next to the schedule")
+	}
+}
+
+// ruleValue evaluates a CloudFormation rule expression (Ref, Fn::Equals, Fn::Not, Fn::And,
+// Fn::Or, Fn::Contains) with parameters' values as strings, as CloudFormation compares them.
+func ruleValue(t *testing.T, v any, params map[string]string) any {
+	t.Helper()
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		return fmt.Sprint(x)
+	case bool:
+		return x
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = ruleValue(t, e, params)
+		}
+		return out
+	case map[string]any:
+		if len(x) != 1 {
+			break
+		}
+		for fn, arg := range x {
+			args, _ := arg.([]any)
+			truth := func(i int) bool { b, _ := ruleValue(t, args[i], params).(bool); return b }
+			switch fn {
+			case "Ref":
+				v, ok := params[fmt.Sprint(arg)]
+				if !ok {
+					t.Fatalf("rule refers to %v, not a parameter given", arg)
+				}
+				return v
+			case "Fn::Equals":
+				return fmt.Sprint(ruleValue(t, args[0], params)) == fmt.Sprint(ruleValue(t, args[1], params))
+			case "Fn::Not":
+				return !truth(0)
+			case "Fn::And", "Fn::Or":
+				all, any_ := true, false
+				for i := range args {
+					all, any_ = all && truth(i), any_ || truth(i)
+				}
+				return (fn == "Fn::And" && all) || (fn == "Fn::Or" && any_)
+			case "Fn::Contains":
+				list, _ := ruleValue(t, args[0], params).([]any)
+				return slices.Contains(list, ruleValue(t, args[1], params))
+			}
+		}
+	}
+	t.Fatalf("rule expression %v is not one this test evaluates", v)
+	return nil
+}
+
+// refusedByRules returns the descriptions of the template's rule assertions that params fail.
+func refusedByRules(t *testing.T, tpl template, params map[string]string) []string {
+	t.Helper()
+	var refused []string
+	for name, rule := range tpl.Rules {
+		if cond, ok := rule["RuleCondition"]; ok {
+			if applies, _ := ruleValue(t, cond, params).(bool); !applies {
+				continue
+			}
+		}
+		for _, a := range list(rule["Assertions"]) {
+			if ok, _ := ruleValue(t, dig(a)["Assert"], params).(bool); !ok {
+				desc, _ := dig(a)["AssertDescription"].(string)
+				if strings.TrimSpace(desc) == "" {
+					t.Errorf("rule %s refuses without an AssertDescription: the deployer would not know why", name)
+				}
+				refused = append(refused, name+": "+desc)
+			}
+		}
+	}
+	return refused
+}
+
+// lambdaRefuses says why Lambda's CreateEventSourceMapping would refuse the mappings these
+// parameters configure (Lambda API reference, EventSourceMappingConfiguration), or "".
+func lambdaRefuses(p map[string]string) string {
+	n := func(k string) int { v, _ := strconv.Atoi(p[k]); return v }
+	if n("ProductBatchSize") > 10 && n("ProductBatchingWindowSeconds") < 1 {
+		return "an SQS batch size over 10 needs a batching window of at least 1 s"
+	}
+	if age := n("PublisherMaxRecordAgeSeconds"); age != -1 && age < 60 {
+		return "a maximum record age is -1 or at least 60 s"
+	}
+	return ""
+}
+
+func TestTheTemplateRefusesExactlyTheParameterCombinationsLambdaRefuses(t *testing.T) {
+	tpl := load(t)
+	// Every value the parameters' own constraints allow at the edges of Lambda's rules.
+	for _, batch := range []string{"1", "10", "11", "100", "10000"} {
+		for _, window := range []string{"0", "1", "5", "300"} {
+			for _, age := range []string{"-1", "0", "59", "60", "604800"} {
+				params := map[string]string{"ProductBatchSize": batch, "ProductBatchingWindowSeconds": window, "PublisherMaxRecordAgeSeconds": age}
+				for name, p := range tpl.Parameters {
+					if _, set := params[name]; !set {
+						params[name] = fmt.Sprint(p["Default"])
+					}
+				}
+				why := lambdaRefuses(params)
+				refused := refusedByRules(t, tpl, params)
+				if why != "" && len(refused) == 0 {
+					t.Errorf("batch %s, window %s s, record age %s s: the template deploys it, Lambda refuses it (%s)", batch, window, age, why)
+				}
+				if why == "" && len(refused) > 0 {
+					t.Errorf("batch %s, window %s s, record age %s s: Lambda accepts it, the template refuses it: %v", batch, window, age, refused)
+				}
+			}
+		}
+	}
+	defaults := map[string]string{}
+	for name, p := range tpl.Parameters {
+		defaults[name] = fmt.Sprint(p["Default"])
+	}
+	if refused := refusedByRules(t, tpl, defaults); len(refused) > 0 {
+		t.Errorf("the default parameters are refused: %v", refused)
 	}
 }

@@ -1,6 +1,6 @@
 // Command publisher is the Lambda function on the table's DynamoDB stream (filtered to new
 // outbox items): it publishes each item to the SNS topic and deletes it, reporting failures by
-// sequence number.
+// sequence number. On its schedule it sweeps the outbox items the stream left behind.
 package main
 
 import (
@@ -18,10 +18,11 @@ import (
 func main() {
 	ctx := context.Background()
 	env, log, cfg := function.Init(ctx, function.Publisher)
-	stream := &publish.Stream{
-		Publisher: publish.NewSNS(sns.NewFromConfig(cfg), env.TopicARN),
-		Outbox:    dynamo.New(dynamodb.NewFromConfig(cfg), env.Table),
-		Log:       log,
+	pub := publish.NewSNS(sns.NewFromConfig(cfg), env.TopicARN)
+	table := dynamo.New(dynamodb.NewFromConfig(cfg), env.Table)
+	h := &publish.Handler{
+		Stream: &publish.Stream{Publisher: pub, Outbox: table, Log: log},
+		Sweep:  &publish.Sweep{Publisher: pub, Outbox: table, Log: log},
 	}
-	lambda.Start(stream.Handle)
+	lambda.Start(h.Invoke)
 }

@@ -261,9 +261,8 @@ func (s *Store) Links(ctx context.Context, keys []string) (map[string]store.Targ
 	return out, nil
 }
 
-// batchGet reads the items of keys (made into table keys by keyOf), 100 per request,
-// requesting UnprocessedKeys again with a doubling pause, at most s.retries times. It returns
-// the items found by the key that asked for them.
+// batchGet reads the items of keys (made into table keys by keyOf) through batchRead and
+// returns the items found by the key that asked for them.
 func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf func(string) (string, string), consistent bool) (map[string]map[string]types.AttributeValue, error) {
 	byKey := map[string]string{} // pk NUL sk → the key that asked for it
 	var uniq []string
@@ -275,37 +274,15 @@ func (s *Store) batchGet(ctx context.Context, op string, keys []string, keyOf fu
 		}
 	}
 	found := make(map[string]map[string]types.AttributeValue, len(uniq))
-	for start := 0; start < len(uniq); start += 100 {
-		chunk := uniq[start:min(start+100, len(uniq))]
-		req := &types.KeysAndAttributes{ConsistentRead: aws.Bool(consistent)}
-		for _, k := range chunk {
-			req.Keys = append(req.Keys, key(keyOf(k)))
-		}
-		pending := map[string]types.KeysAndAttributes{s.table: *req}
-		pause := s.backoff
-		for round := 0; ; round++ {
-			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
-			if err != nil {
-				return nil, classify("dynamo: "+op, err)
-			}
-			for _, item := range out.Responses[s.table] {
-				found[byKey[getS(item, attrPK)+"\x00"+getS(item, attrSK)]] = item
-			}
-			left, ok := out.UnprocessedKeys[s.table]
-			if !ok || len(left.Keys) == 0 {
-				break
-			}
-			if round >= s.retries {
-				return nil, fault.New("dynamo: "+op, fault.Transient, fmt.Sprintf("%d keys still unprocessed after %d retries", len(left.Keys), s.retries))
-			}
-			select {
-			case <-ctx.Done():
-				return nil, fault.E("dynamo: "+op, fault.Transient, ctx.Err())
-			case <-time.After(pause):
-			}
-			pause *= 2
-			pending = map[string]types.KeysAndAttributes{s.table: left}
-		}
+	req := make([]map[string]types.AttributeValue, len(uniq))
+	for i, k := range uniq {
+		req[i] = key(keyOf(k))
+	}
+	err := s.batchRead(ctx, op, req, consistent, "", func(item map[string]types.AttributeValue) {
+		found[byKey[getS(item, attrPK)+"\x00"+getS(item, attrSK)]] = item
+	})
+	if err != nil {
+		return nil, err
 	}
 	return found, nil
 }
@@ -674,6 +651,7 @@ func outboxItem(t store.Tx, i int, now time.Time) map[string]types.AttributeValu
 		item["attrs"] = &types.AttributeValueMemberM{Value: attrs}
 	}
 	item[attrExpires] = num(now.Add(OutboxTTL).Unix())
+	indexOutbox(item, now) // the sweep's index (sweep.go)
 	return item
 }
 

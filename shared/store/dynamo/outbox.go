@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -104,36 +102,15 @@ func (s *Store) OutboxPending(ctx context.Context, keys []OutboxKey) (map[Outbox
 			uniq = append(uniq, k)
 		}
 	}
-	for start := 0; start < len(uniq); start += 100 {
-		req := types.KeysAndAttributes{ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("pk, sk")}
-		for _, k := range uniq[start:min(start+100, len(uniq))] {
-			req.Keys = append(req.Keys, key(k.PK, k.SK))
-		}
-		todo := map[string]types.KeysAndAttributes{s.table: req}
-		pause := s.backoff
-		for round := 0; ; round++ {
-			out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: todo})
-			if err != nil {
-				return nil, classify("dynamo: outbox pending", err)
-			}
-			for _, item := range out.Responses[s.table] {
-				pending[OutboxKey{PK: getS(item, attrPK), SK: getS(item, attrSK)}] = true
-			}
-			left, ok := out.UnprocessedKeys[s.table]
-			if !ok || len(left.Keys) == 0 {
-				break
-			}
-			if round >= s.retries {
-				return nil, fault.New("dynamo: outbox pending", fault.Transient, fmt.Sprintf("%d keys still unprocessed after %d retries", len(left.Keys), s.retries))
-			}
-			select {
-			case <-ctx.Done():
-				return nil, fault.E("dynamo: outbox pending", fault.Transient, ctx.Err())
-			case <-time.After(pause):
-			}
-			pause *= 2
-			todo = map[string]types.KeysAndAttributes{s.table: left}
-		}
+	req := make([]map[string]types.AttributeValue, len(uniq))
+	for i, k := range uniq {
+		req[i] = key(k.PK, k.SK)
+	}
+	err := s.batchRead(ctx, "outbox pending", req, true, "pk, sk", func(item map[string]types.AttributeValue) {
+		pending[OutboxKey{PK: getS(item, attrPK), SK: getS(item, attrSK)}] = true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return pending, nil
 }

@@ -20,11 +20,11 @@ type TableAPI interface {
 
 // TableInput is the table the store needs, for tests and the local AWS path; the SAM
 // template declares the same (docs/DYNAMO.md): keys pk/sk (strings), on-demand billing, a
-// stream of new images (the publisher reads outbox items from it), and two GSIs — risk
-// (lp/ls, INCLUDE sum) and shard (sh/pk, KEYS_ONLY).
+// stream of new images (the publisher reads outbox items from it), and three GSIs — risk
+// (lp/ls, INCLUDE sum), shard (sh/pk, KEYS_ONLY) and outbox (ob/obt, KEYS_ONLY; sweep.go).
 func TableInput(table string) *dynamodb.CreateTableInput {
 	s := types.ScalarAttributeTypeS
-	return &dynamodb.CreateTableInput{
+	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{
@@ -58,6 +58,9 @@ func TableInput(table string) *dynamodb.CreateTableInput {
 		},
 		StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage},
 	}
+	in.AttributeDefinitions = append(in.AttributeDefinitions, outboxIndexAttributes()...) // sweep.go
+	in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, outboxIndex())
+	return in
 }
 
 // CreateTable creates table as TableInput describes it, waits until it is active and turns on
