@@ -53,8 +53,9 @@ type Profile struct {
 	AccountRead   float64 // a recompute read of one account (eventually consistent)
 	ChangedShare  float64 // share of accounts a daily recompute writes
 	AccountBytes  int
-	MarkerBytes   int
-	MarkerDays    float64 // how long a product message's marker lives
+	MarkerBytes   int               // a Stripe event's marker
+	MarkerDays    float64           // how long a product message's mark lives
+	ReceiptBytes  func(ids int) int // a product receipt holding ids message marks
 	// MemoryMB and Ms are each function's memory (the template's) and time per invocation
 	// (stated); AggregateCommitMs is product-aggregate's time per account commit on top.
 	MemoryMB          map[string]float64
@@ -170,8 +171,11 @@ func Estimate(w Workload, p Profile, pr Prices) Bill {
 	add("Lambda", "product-aggregate", "product", lambda("product-aggregate", invocations, p.Ms["product-aggregate"]+touched*p.AggregateCommitMs))
 	add("DynamoDB", "product writes", "product", commits*write*pr.WriteUnit)
 	add("DynamoDB", "product reads", "product", commits*read*pr.ReadUnit)
-	markers := P / 30 * p.MarkerDays * float64(p.MarkerBytes+100)
-	add("DynamoDB", "product marker storage", "product", markers/1e9*pr.StorageGBMonth)
+	// Marks are packed per account and minute: a receipt of k ids (k an account's messages a
+	// minute) plus DynamoDB's 100 bytes an item, shared by its k messages.
+	k := max(1, int(math.Round(w.ProductPerAccountDay/1440)))
+	marks := P / 30 * p.MarkerDays * float64(p.ReceiptBytes(k)+100) / float64(k)
+	add("DynamoDB", "product receipt storage", "product", marks/1e9*pr.StorageGBMonth)
 	add("CloudWatch Logs", "product", "product", logs((requests+invocations)*p.LogLines)+requests*p.AccessLogBytes/1e9*pr.LogsGB)
 
 	// Stripe: HTTP request → stripe-webhook → commit; events → stream → publisher → SNS.

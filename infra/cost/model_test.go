@@ -14,6 +14,7 @@ func tiny() (Workload, Profile, Prices) {
 		ProductCommit: func(n int) (float64, float64) { return float64(n + 2), float64(n + 1) },
 		StripeWrite:   4, RaisedWrite: 10, StripeRead: 3, RaisedShare: 0.5, EventsRaised: 1, EventBytes: 1000,
 		PublishWrite: 3, AccountWrite: 2, AccountRead: 0.5, AccountBytes: 900, MarkerBytes: 100, MarkerDays: 60,
+		ReceiptBytes: func(ids int) int { return 100 * ids },
 		MemoryMB:     map[string]float64{"product-webhook": 1024, "product-aggregate": 1024, "stripe-webhook": 1024, "publisher": 1024, "recompute": 1024},
 		Ms:           map[string]float64{"product-webhook": 1000, "product-aggregate": 1000, "stripe-webhook": 1000, "publisher": 1000},
 		LogLineBytes: 1000, LogLines: 1,
@@ -48,7 +49,7 @@ func TestTheBillOfATinyWorkloadIsWhatAHandCalculationGives(t *testing.T) {
 		{"Stripe writes: half publish", line("DynamoDB", "Stripe writes"), 14, "2 × (0.5 × 4 + 0.5 × 10)"},
 		{"one event published", line("SNS", "publishes"), 1, "2 events × half × 1, under 64 KB"},
 		{"the publisher's check and delete of that event", line("DynamoDB", "publisher: pending check, delete"), 4, "1 read + 3 write units"},
-		{"marker storage: 20 a day kept 60 days, 200 B each with overhead", line("DynamoDB", "product marker storage"), 20 * 60 * 200 / 1e9, ""},
+		{"receipt storage: 20 a day (under one a minute: a receipt each) kept 60 days, 200 B each with overhead", line("DynamoDB", "product receipt storage"), 20 * 60 * 200 / 1e9, ""},
 		{"per million product messages", b.PerMillion("product"), (30 + 60 + 90 + 660 + 630 + 60 + 20*60*200/1e9 + 60*1000/1e9) / 600 * 1e6, "the product lines / 600"},
 		{"per million Stripe events", b.PerMillion("stripe"), (2 + 4 + 14 + 6 + 2 + 4 + 0 + 1 + 2*200/1e9 + 3*1000/1e9) / 2 * 1e6, "the Stripe lines / 2"},
 	}

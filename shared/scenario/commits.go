@@ -3,6 +3,7 @@ package scenario
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/churnsignal/churnsignal/shared/account"
@@ -12,21 +13,18 @@ import (
 	"github.com/churnsignal/churnsignal/shared/usage"
 )
 
-// ProductCommit is the commit product-aggregate makes for n product messages of account a in
-// one queue batch, built as ingest builds it: the account (version-conditioned) and one dedupe
-// marker per message ("msg:<messageId>", a Segment-style id, kept until the message's
-// timestamp leaves usage.Horizon). It is the one place the cost figures take a product write
-// from: when product receipts are packed per account and hour, this builds the packed layout
-// and every figure follows.
+// ProductCommit is the commit of n product messages of account a, all of one minute, from
+// one queue batch, built as ingest builds it: the account (version-conditioned) and the
+// minute's receipt holding the n messages' ids (store.ReceiptID of Segment-style ids, kept
+// until their timestamp leaves usage.Horizon). It is the one place the cost figures take a
+// product write from.
 func ProductCommit(a *account.Account, n int, t0 time.Time) store.Tx {
-	tx := store.Tx{Accounts: []store.Put{{Account: a, Expect: stored(a)}}}
+	r := store.Receipt{ReceiptKey: store.ReceiptKey{Account: a.ID, Bucket: store.BucketOf(t0)}, Expires: usage.MarkerExpiry(t0, t0, 24*time.Hour)}
 	for i := 0; i < n; i++ {
-		tx.Markers = append(tx.Markers, store.Marker{
-			Key:     fmt.Sprintf("msg:ajs-next-%d-7f3c9a5e-1b2d-4e6f-8a9b-%012d", t0.UnixMilli(), i),
-			Expires: usage.MarkerExpiry(t0, t0, 24*time.Hour),
-		})
+		r.IDs = append(r.IDs, store.ReceiptID(fmt.Sprintf("ajs-next-%d-7f3c9a5e-1b2d-4e6f-8a9b-%012d", t0.UnixMilli(), i)))
 	}
-	return tx
+	slices.Sort(r.IDs)
+	return store.Tx{Accounts: []store.Put{{Account: a, Expect: stored(a)}}, Receipts: []store.Receipt{r}}
 }
 
 // StripeCommit is the commit of one Stripe event on account a, built as ingest builds it: the

@@ -28,8 +28,8 @@ func (u Units) Total() int { return u.Table + u.Indexes }
 func kb(n int) int { return max(1, (n+1023)/1024) }
 
 // CommitUnits returns what Commit(tx) is billed, in write units, from the items Commit would
-// write at now (the same encoding: accountItem, outboxItem, the marker, link and history
-// items, each item once as distinct makes it). A delete (a released held message, an
+// write at now (the same encoding: accountItem, outboxItem, the marker, link, history and
+// receipt items, each item once as distinct makes it). A delete (a released held message, an
 // unlinked key) counts one unit: its item's size is not known without reading it.
 func CommitUnits(tx store.Tx, now time.Time) (Units, error) {
 	t, _, err := distinct(tx)
@@ -90,6 +90,10 @@ func CommitUnits(tx store.Tx, now time.Time) (Units, error) {
 		u.Table += kb(itemSize(item))
 		items++
 	}
+	for _, r := range t.Receipts {
+		u.Table += kb(itemSize(receiptItem(r)))
+		items++
+	}
 	if items > 1 {
 		u.Table *= 2
 	}
@@ -131,6 +135,9 @@ func AccountBytes(p store.Put) (int, error) {
 	}
 	return itemSize(item), nil
 }
+
+// ReceiptBytes is the size DynamoDB measures of the item Commit writes for r.
+func ReceiptBytes(r store.Receipt) int { return itemSize(receiptItem(r)) }
 
 // MarkerBytes is the size DynamoDB measures of the item Commit writes for m.
 func MarkerBytes(m store.Marker) int {

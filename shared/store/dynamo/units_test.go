@@ -46,15 +46,16 @@ func TestCommitUnitsPriceTheItemsACommitWrites(t *testing.T) {
 }
 
 func TestAProductBatchOfTheScenarioCostsWhatDynamoMDReports(t *testing.T) {
-	// docs/DYNAMO.md: a product message in a commit of 60 messages of the 25-user account
-	// costs 2.07 table units (account 2 units, 60 markers, all twice).
+	// docs/DYNAMO.md: a product message in a commit of 60 messages of one minute of the
+	// 25-user account costs 0.10 table units (account 2 units, the minute's receipt 1, both
+	// twice: 6 units for 60 messages).
 	a := scenario.ActiveAccount(25, 1, t0)
 	u, err := CommitUnits(scenario.ProductCommit(a, 60, t0), t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if per := float64(u.Table) / 60; per < 2.06 || per > 2.08 {
-		t.Errorf("a product message in a commit of 60 costs %.2f table units, docs/DYNAMO.md says 2.07", per)
+	if u.Table != 6 {
+		t.Errorf("a product commit of 60 messages costs %d table units, docs/DYNAMO.md says 6 (0.10 a message)", u.Table)
 	}
 	if u.Indexes != 1 {
 		t.Errorf("the commit writes %d index units, want 1 (the account's risk row)", u.Indexes)
